@@ -1,0 +1,1 @@
+"""Appraisal: policies, reference values, the relying party checks, EAR results."""

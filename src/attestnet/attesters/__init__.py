@@ -1,0 +1,1 @@
+"""Evidence producers: the sim TEE simulator and TPM 2.0."""
