@@ -15,7 +15,6 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
@@ -23,6 +22,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from attestnet.errors import ChainError, SignatureError
 from attestnet.evidence.model import Collateral, TrustAnchors
+from attestnet.evidence.signatures import Scheme, verify_signature
 
 __all__ = ["check_validity", "public_key_der", "verify_chain", "verify_crl", "verify_signed_by"]
 
@@ -57,31 +57,27 @@ def check_validity(cert: x509.Certificate, at: datetime, role: str = "certificat
 
 def verify_signed_by(cert: x509.Certificate, issuer_key: PublicKeyTypes) -> None:
     """Raise SignatureError unless `issuer_key` signed `cert` (RSA, RSA-PSS, ECDSA, EdDSA)."""
-    data = cert.tbs_certificate_bytes
-    signature = cert.signature
-    hash_algorithm = cert.signature_hash_algorithm
-    try:
-        if isinstance(issuer_key, rsa.RSAPublicKey):
-            pad = cert.signature_algorithm_parameters
-            if not isinstance(pad, padding.PSS | padding.PKCS1v15):
-                pad = padding.PKCS1v15()
-            assert hash_algorithm is not None
-            issuer_key.verify(signature, data, pad, hash_algorithm)
-        elif isinstance(issuer_key, ec.EllipticCurvePublicKey):
-            assert hash_algorithm is not None
-            issuer_key.verify(signature, data, ec.ECDSA(hash_algorithm))
-        elif isinstance(issuer_key, ed25519.Ed25519PublicKey | ed448.Ed448PublicKey):
-            issuer_key.verify(signature, data)
-        else:
-            raise SignatureError(
-                "certificate signature",
-                f"unsupported issuer key type {type(issuer_key).__name__}",
-            )
-    except InvalidSignature:
+    scheme: Scheme
+    if isinstance(issuer_key, rsa.RSAPublicKey):
+        is_pss = isinstance(cert.signature_algorithm_parameters, padding.PSS)
+        scheme = "rsa-pss" if is_pss else "rsa-pkcs1"
+    elif isinstance(issuer_key, ec.EllipticCurvePublicKey):
+        scheme = "ecdsa-der"
+    elif isinstance(issuer_key, ed25519.Ed25519PublicKey | ed448.Ed448PublicKey):
+        scheme = "eddsa"
+    else:
         raise SignatureError(
-            "certificate signature",
-            f"signature of {cert.subject.rfc4514_string()!r} does not verify with its issuer key",
-        ) from None
+            "certificate signature", f"unsupported issuer key type {type(issuer_key).__name__}"
+        )
+    verify_signature(
+        issuer_key,
+        cert.signature,
+        cert.tbs_certificate_bytes,
+        scheme=scheme,
+        hash_algorithm=cert.signature_hash_algorithm,
+        check="certificate signature",
+        what=f"certificate {cert.subject.rfc4514_string()!r}",
+    )
 
 
 def verify_crl(crl: x509.CertificateRevocationList, issuer: x509.Certificate, at: datetime) -> None:
