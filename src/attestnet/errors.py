@@ -80,6 +80,9 @@ class VerificationError(AttestnetError):
         self.claim = claim
         self.expected = expected
         self.actual = actual
+        # Checks that passed before this one, filled in by the appraisal so that a
+        # report can show the whole checklist up to the failure.
+        self.checks_passed: list[str] = []
 
 
 class SignatureError(VerificationError):

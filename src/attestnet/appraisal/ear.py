@@ -1,0 +1,83 @@
+"""EAT Attestation Results (EAR): issue the verifier's verdict as a signed JWT.
+
+Claims follow the EAR draft (draft-ietf-rats-ear) with AR4SI trustworthiness
+vectors (draft-ietf-rats-ar4si): one submodule per appraised piece of evidence,
+each with ``ear.status``, ``ear.trustworthiness-vector`` and
+``ear.appraisal-policy-id``.
+
+AR4SI tiers by value: 0 no claim, 1 verifier malfunction, 2..31 affirming,
+32..95 warning, 96..127 contraindicated.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import jwt
+from cryptography.hazmat.primitives.asymmetric import ec
+
+import attestnet
+
+__all__ = [
+    "EAR_PROFILE",
+    "TRUST_CLAIMS",
+    "EarIssuer",
+    "status_for",
+]
+
+EAR_PROFILE = "tag:github.com,2023:veraison/ear"
+TRUST_CLAIMS = (
+    "instance-identity",
+    "configuration",
+    "executables",
+    "file-system",
+    "hardware",
+    "runtime-opaque",
+    "storage-opaque",
+    "sourced-data",
+)
+_ALGORITHMS = {"secp256r1": "ES256", "secp384r1": "ES384", "secp521r1": "ES512"}
+
+
+def status_for(vector: Mapping[str, int]) -> str:
+    """Return the EAR status of a trust vector: its worst tier."""
+    worst = max(vector.values(), default=0)
+    if worst >= 96:
+        return "contraindicated"
+    if worst >= 32:
+        return "warning"
+    if any(2 <= value <= 31 for value in vector.values()):
+        return "affirming"
+    return "none"
+
+
+@dataclass
+class EarIssuer:
+    """Signs attestation results with the verifier's EC key."""
+
+    key: ec.EllipticCurvePrivateKey
+    verifier_build: str = f"attestnet {attestnet.__version__}"
+
+    def issue(
+        self,
+        submods: Mapping[str, Mapping[str, Any]],
+        *,
+        at: datetime,
+        nonce: bytes | None = None,
+        lifetime_seconds: int | None = None,
+    ) -> str:
+        claims: dict[str, Any] = {
+            "eat_profile": EAR_PROFILE,
+            "iat": int(at.timestamp()),
+            "ear.verifier-id": {"developer": "attestnet", "build": self.verifier_build},
+            "submods": dict(submods),
+        }
+        if nonce is not None:
+            claims["eat_nonce"] = base64.urlsafe_b64encode(nonce).rstrip(b"=").decode()
+        if lifetime_seconds is not None:
+            claims["exp"] = claims["iat"] + lifetime_seconds
+        return jwt.encode(claims, self.key, algorithm=_ALGORITHMS[self.key.curve.name])

@@ -1,0 +1,248 @@
+"""The in-process verifier: the relying party's numbered checks and the EAR verdict.
+
+`Verifier.appraise` runs the checks that DESIGN fixes for evidence, in this order,
+and stops at the first failure with a VerificationError naming the check, the
+claim, the expected and the actual value:
+
+0. format: the evidence is a known format that the policy allows (``sim`` only
+   when listed explicitly).
+4. signature: the evidence signature chains to a trust anchor of the policy, and
+   every certificate and collateral is valid at the verification time.
+3. binder: the evidence nonce equals the binder of this connection. It runs after
+   the signature check because a nonce read from unverified evidence proves nothing.
+5. measurements: every reference value of the policy is matched, the TCB meets
+   the policy minimum, and debug is off unless allowed.
+6. instance identity: the instance id is one the policy pins, where it pins any.
+
+Checks 1 and 2 (TLS 1.3, the authenticator) belong to the TLS layer; check 7
+applies to attestation results and runs when the evidence is an EAR.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from attestnet.appraisal.ear import EarIssuer, status_for
+from attestnet.appraisal.policy import Policy
+from attestnet.errors import VerificationError
+from attestnet.evidence import registry
+from attestnet.evidence.model import VerifiedEvidence
+
+__all__ = ["AppraisalResult", "Verifier"]
+
+logger = logging.getLogger(__name__)
+
+# AR4SI values used here (draft-ietf-rats-ar4si).
+_AFFIRMING = 2
+_HARDWARE_UNSAFE_SIMULATED = 32  # warning tier: not genuine hardware
+_NO_CLAIM = 0
+
+
+@dataclass
+class AppraisalResult:
+    """A passed appraisal: the verified evidence, the checks and the signed EAR."""
+
+    format: str
+    status: str
+    trust_vector: dict[str, int]
+    evidence: VerifiedEvidence
+    checks: list[str]
+    policy_id: str
+    ear: str | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+class _Checklist:
+    """Records passed checks so that a failure can report the whole list."""
+
+    def __init__(self) -> None:
+        self.passed: list[str] = []
+
+    def ok(self, text: str) -> None:
+        self.passed.append(text)
+
+    def fail(self, error: VerificationError) -> VerificationError:
+        error.checks_passed = list(self.passed)
+        return error
+
+
+@dataclass
+class Verifier:
+    """Appraise evidence under one policy and sign the verdict as an EAR.
+
+    `ear_key` signs attestation results; without one, results carry no EAR token
+    (the relying party uses the returned result object directly).
+    """
+
+    policy: Policy
+    ear_key: ec.EllipticCurvePrivateKey | None = None
+    ear_lifetime_seconds: int | None = 300
+    clock_for_logs: Callable[[], datetime] | None = None
+
+    def __post_init__(self) -> None:
+        self._issuer = EarIssuer(self.ear_key) if self.ear_key is not None else None
+
+    def appraise(
+        self,
+        evidence: bytes,
+        *,
+        binder: bytes | None,
+        at: datetime,
+        format: str | None = None,
+    ) -> AppraisalResult:
+        """Appraise `evidence` (a CMW record or bare evidence) at time `at`.
+
+        `binder` is the value the evidence nonce must equal; None skips check 3 and is
+        only for evidence that is not tied to a connection (the `verify` command).
+        """
+        checklist = _Checklist()
+        try:
+            return self._appraise(evidence, binder, at, format, checklist)
+        except VerificationError as error:
+            raise checklist.fail(error) from None
+
+    def _appraise(
+        self,
+        data: bytes,
+        binder: bytes | None,
+        at: datetime,
+        format: str | None,
+        checklist: _Checklist,
+    ) -> AppraisalResult:
+        policy = self.policy
+
+        # 0. format
+        if format is None:
+            format, payload = registry.detect(data)
+        else:
+            unwrapped_format, payload = registry.unwrap(data)
+            if unwrapped_format not in (None, format):
+                raise VerificationError(
+                    "format",
+                    "CMW media type names another format",
+                    expected=format,
+                    actual=unwrapped_format,
+                )
+        if format not in policy.allowed:
+            raise VerificationError(
+                "format",
+                f"evidence format is not allowed by policy {policy.id!r}",
+                claim="format",
+                expected=sorted(policy.allowed),
+                actual=format,
+            )
+        checklist.ok(f"0. format: {format} is allowed by policy {policy.id!r}")
+
+        # 4. signature and chain
+        module = registry.load(format)
+        verified = module.verify(
+            payload,
+            anchors=policy.anchors[format],
+            at=at,
+            collateral=policy.collateral.get(format),
+        )
+        for check in verified.checks:
+            checklist.ok(f"4. {check.name}: {check.detail}")
+
+        # 3. binder
+        if binder is not None:
+            if verified.nonce != binder:
+                raise VerificationError(
+                    "binder",
+                    "evidence is not bound to this connection (replay, relay or key substitution)",
+                    claim="nonce",
+                    expected=binder,
+                    actual=verified.nonce,
+                )
+            checklist.ok("3. binder: evidence nonce equals this connection's binder")
+
+        # 5. measurements, TCB, debug
+        vector = {name: _NO_CLAIM for name in ("instance-identity", "hardware", "executables")}
+        self._check_measurements(format, verified, checklist)
+        if not policy.unsafe_skip_reference_values:
+            vector["executables"] = _AFFIRMING
+            vector["configuration"] = _AFFIRMING
+        self._check_tcb_and_debug(format, verified, checklist)
+
+        # 6. instance identity
+        pinned = policy.instance_ids.get(format)
+        if pinned:
+            if verified.instance_id not in pinned:
+                raise VerificationError(
+                    "instance identity",
+                    "instance is not the one the policy pins",
+                    claim="instance_id",
+                    expected=sorted(p.hex() for p in pinned),
+                    actual=verified.instance_id,
+                )
+            checklist.ok(f"6. instance identity: {verified.instance_id.hex()} is pinned")
+            vector["instance-identity"] = _AFFIRMING
+
+        vector["hardware"] = _HARDWARE_UNSAFE_SIMULATED if verified.simulated else _AFFIRMING
+        status = status_for(vector)
+        result = AppraisalResult(
+            format=format,
+            status=status,
+            trust_vector=vector,
+            evidence=verified,
+            checks=checklist.passed,
+            policy_id=policy.id,
+        )
+        if self._issuer is not None:
+            submod = {
+                "ear.status": status,
+                "ear.trustworthiness-vector": vector,
+                "ear.appraisal-policy-id": policy.id,
+            }
+            result.ear = self._issuer.issue(
+                {format: submod}, at=at, nonce=binder, lifetime_seconds=self.ear_lifetime_seconds
+            )
+        logger.debug("appraisal of %s evidence passed with status %s", format, status)
+        return result
+
+    def _check_measurements(
+        self, format: str, verified: VerifiedEvidence, checklist: _Checklist
+    ) -> None:
+        if self.policy.unsafe_skip_reference_values:
+            logger.warning("measurements of %s evidence not appraised (unsafe policy)", format)
+            checklist.ok("5. measurements: NOT APPRAISED (policy skips reference values)")
+            return
+        for name, accepted in sorted(self.policy.reference_values.get(format, {}).items()):
+            actual = verified.measurements.get(name)
+            if actual not in accepted:
+                raise VerificationError(
+                    "measurements",
+                    "measurement does not match any reference value",
+                    claim=name,
+                    expected=" or ".join(sorted(v.hex() for v in accepted)),
+                    actual=actual if actual is not None else "absent",
+                )
+            checklist.ok(f"5. measurements: {name} matches a reference value")
+
+    def _check_tcb_and_debug(
+        self, format: str, verified: VerifiedEvidence, checklist: _Checklist
+    ) -> None:
+        for component, minimum in sorted(self.policy.min_tcb.get(format, {}).items()):
+            level = verified.tcb.get(component)
+            if level is None or level < minimum:
+                raise VerificationError(
+                    "tcb",
+                    "TCB component is below the policy minimum",
+                    claim=component,
+                    expected=f">= {minimum}",
+                    actual=level,
+                )
+            checklist.ok(f"5. tcb: {component} {level} >= {minimum}")
+        if verified.debug and not self.policy.debug_allowed:
+            raise VerificationError(
+                "debug",
+                "debug is enabled but the policy does not allow it",
+                claim="debug",
+                expected=False,
+                actual=True,
+            )

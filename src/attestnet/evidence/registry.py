@@ -1,0 +1,102 @@
+"""The table of evidence formats: names, CMW media types, and format detection.
+
+Each format module exposes ``FORMAT``, ``looks_like(data)`` and
+``verify(data, *, anchors, at, collateral)``. Modules are imported on first use, so
+a program that only needs one format does not load the others.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from datetime import datetime
+from types import ModuleType
+from typing import Protocol, cast
+
+from attestnet.errors import ConfigError, MalformedEvidence, UnknownFormat
+from attestnet.evidence import cmw
+from attestnet.evidence.model import Collateral, TrustAnchors, VerifiedEvidence
+
+__all__ = ["FORMATS", "FormatModule", "detect", "format_for_media_type", "load", "unwrap"]
+
+
+class FormatModule(Protocol):
+    FORMAT: str
+
+    def looks_like(self, data: bytes) -> bool: ...
+
+    def verify(
+        self,
+        data: bytes,
+        *,
+        anchors: TrustAnchors,
+        at: datetime,
+        collateral: Collateral | None = None,
+    ) -> VerifiedEvidence: ...
+
+
+@dataclass(frozen=True)
+class _Entry:
+    module: str
+    media_types: tuple[str, ...]
+
+
+# Detection tries the formats in this order; formats with a distinctive magic
+# number or tag come before those recognised by structure alone.
+FORMATS: dict[str, _Entry] = {
+    "sim": _Entry("attestnet.evidence.sim", ()),
+    "tpm": _Entry("attestnet.evidence.tpm", ()),
+}
+
+
+def load(format: str) -> FormatModule:
+    """Return the module of a format name; raise ConfigError listing the known names."""
+    entry = FORMATS.get(format)
+    if entry is None:
+        known = ", ".join(sorted(FORMATS))
+        raise ConfigError(f"unknown evidence format {format!r}; use one of: {known}")
+    module: ModuleType = importlib.import_module(entry.module)
+    return cast(FormatModule, module)
+
+
+def _media_type_of(module_name: str) -> str | None:
+    module = importlib.import_module(module_name)
+    value = getattr(module, "MEDIA_TYPE", None)
+    return value if isinstance(value, str) else None
+
+
+def format_for_media_type(media_type: str | int) -> str:
+    """Map a CMW record type to a format name; raise UnknownFormat when none matches."""
+    for name, entry in FORMATS.items():
+        types = entry.media_types or tuple(filter(None, [_media_type_of(entry.module)]))
+        if media_type in types:
+            return name
+    raise UnknownFormat(f"no verifier for CMW media type {media_type!r}")
+
+
+def unwrap(data: bytes) -> tuple[str | None, bytes]:
+    """Return (format, payload) of a CMW record, or (None, data) for bare evidence."""
+    try:
+        wrapped = cmw.decode(data)
+    except MalformedEvidence:
+        return None, data
+    if isinstance(wrapped, cmw.CmwRecord):
+        return format_for_media_type(wrapped.type), wrapped.value
+    return None, data
+
+
+def detect(data: bytes) -> tuple[str, bytes]:
+    """Detect the format of `data` (CMW record or bare evidence).
+
+    Returns the format name and the evidence bytes to verify. Raises UnknownFormat
+    naming what was tried.
+    """
+    format, payload = unwrap(data)
+    if format is not None:
+        return format, payload
+    for name in FORMATS:
+        if load(name).looks_like(data):
+            return name, data
+    raise UnknownFormat(
+        f"not recognised as any of: {', '.join(FORMATS)}; give the format with --format"
+    )
