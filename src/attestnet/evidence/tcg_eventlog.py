@@ -11,8 +11,8 @@ Firmware Profile (PFP) specification:
 - The SHA-1 log (TPM 1.2 style): every event is a TCG_PCClientPCREvent with one
   SHA-1 digest.
 
-Replaying a bank extends each PCR in log order, `pcr = H(pcr || digest)`, skipping
-EV_NO_ACTION events, which the PFP specification says are never extended. The
+Replaying a bank extends each PCR in log order, `pcr = H(pcr || digest)`. It skips
+EV_NO_ACTION events because the PFP specification excludes them from extension. The
 replay only proves that the logged digests produce the PCR values: the event data
 itself is not checked against the digests here.
 """
@@ -210,7 +210,7 @@ class EventLog:
         hash_name, size = known[1], known[2]
 
         # NOTE: PCRs 17-22 reset to all ones at TPM2_Startup and to zero only by a
-        # D-RTM launch; a log that extends them is assumed to follow that launch.
+        # D-RTM launch. A log that extends them is assumed to follow that launch.
         values: dict[int, bytes] = {}
         locality = self.startup_locality()
         for event in self.events:
@@ -301,11 +301,13 @@ def _parse_spec_id(data: bytes) -> SpecIdEvent:
         raise MalformedEvidence(FORMAT, f"Spec ID event is {len(data)} bytes, too short")
     reader = _Reader(data)
     reader.take(16, "Spec ID signature")
+
     platform_class = reader.u32("platformClass")
     minor = reader.u8("specVersionMinor")
     major = reader.u8("specVersionMajor")
     errata = reader.u8("specErrata")
     uintn_size = reader.u8("uintnSize")
+
     count = reader.u32("numberOfAlgorithms")
     # Each entry is 4 bytes, so the count cannot exceed what the data holds.
     if count == 0 or count * 4 > reader.remaining():
@@ -331,6 +333,7 @@ def _parse_spec_id(data: bytes) -> SpecIdEvent:
                 FORMAT, f"Spec ID event lists algorithm 0x{algorithm:04x} twice"
             )
         algorithms.append((algorithm, size))
+
     vendor_size = reader.u8("vendorInfoSize")
     vendor_info = reader.take(vendor_size, "vendorInfo")
     if reader.remaining():
@@ -386,7 +389,7 @@ def parse(data: bytes) -> EventLog:
     The log must end exactly after its last event.
     """
     # NOTE: firmware that hands over its whole log area may pad the log with zero
-    # or 0xFF bytes; such padding is rejected as malformed, not skipped.
+    # or 0xFF bytes. Such padding is rejected as malformed, not skipped.
     data = bytes(data)
     if not data:
         raise MalformedEvidence(FORMAT, "empty event log")
