@@ -12,16 +12,25 @@ signature covers are the bytes that were parsed.
 from __future__ import annotations
 
 import hashlib
+import re
 import struct
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
+import cbor2
+from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
+from cryptography.x509.oid import NameOID
 
-from attestnet.errors import MalformedEvidence, VerificationError
+from attestnet.errors import ChainError, MalformedEvidence, VerificationError
+from attestnet.evidence import cmw
+from attestnet.evidence.model import Collateral, TrustAnchors, VerifiedEvidence
 from attestnet.evidence.signatures import Scheme, verify_signature
+from attestnet.evidence.x509chain import public_key_der, verify_chain
 
 __all__ = [
     "ALG_ECC",
@@ -34,6 +43,7 @@ __all__ = [
     "ALG_SHA384",
     "ALG_SHA512",
     "FORMAT",
+    "MEDIA_TYPE",
     "TPM_GENERATED_VALUE",
     "TPM_ST_ATTEST_CERTIFY",
     "TPM_ST_ATTEST_QUOTE",
@@ -42,14 +52,20 @@ __all__ = [
     "ClockInfo",
     "PcrSelection",
     "QuoteInfo",
+    "TpmEvidence",
     "TpmPublic",
     "TpmSignature",
     "check_pcr_digest",
+    "encode_container",
     "hash_name",
+    "looks_like",
+    "parse",
     "parse_attest",
+    "parse_pcr_selection_list",
     "parse_public",
     "parse_signature",
     "pcr_digest",
+    "verify",
     "verify_quote_signature",
 ]
 
@@ -548,3 +564,341 @@ def check_pcr_digest(attest: Attest, pcr_values: PcrValues, hash_alg: int) -> No
             expected=quote.pcr_digest,
             actual=computed,
         )
+
+
+def parse_pcr_selection_list(data: bytes) -> tuple[PcrSelection, ...]:
+    """Parse a TPML_PCR_SELECTION (count, then TPMS_PCR_SELECTION entries)."""
+    reader = _Reader(bytes(data), "TPML_PCR_SELECTION")
+    selection = _pcr_selection(reader)
+    reader.end()
+    return selection
+
+
+# --- the attestnet TPM evidence container --------------------------------------------
+
+MEDIA_TYPE = "application/vnd.attestnet.tpm-quote+cbor"
+"""CMW media type of the container below."""
+
+_MEDIA_TYPE_PREFIX = cbor2.dumps(MEDIA_TYPE)
+
+
+@dataclass(frozen=True)
+class TpmEvidence:
+    """A parsed attestnet TPM evidence container.
+
+    The container is a CBOR map with text keys:
+
+    - "quote": bstr, the TPMS_ATTEST of a TPM2_Quote (type 0x8018);
+    - "signature": bstr, its TPMT_SIGNATURE by the AK;
+    - "pcrs": {bank TPM_ALG_ID (uint) => {PCR index (uint) => bstr}}, exactly the
+      quoted PCRs' values;
+    - "ak-public": bstr, the AK's TPMT_PUBLIC;
+    - "ak-certificates" (optional): [+ bstr], DER certificates, the AK certificate
+      first and then intermediates; absent when verifiers pin the AK public key.
+
+    On the wire it is the value of a CBOR CMW record of type `MEDIA_TYPE`.
+    """
+
+    attest: Attest
+    signature: TpmSignature
+    pcr_values: dict[tuple[int, int], bytes]
+    ak_public: TpmPublic
+    ak_certificates: tuple[x509.Certificate, ...]
+
+
+_CONTAINER_KEYS = {"quote", "signature", "pcrs", "ak-public", "ak-certificates"}
+
+
+def encode_container(
+    attest: bytes,
+    signature: bytes,
+    pcr_values: Mapping[tuple[int, int], bytes],
+    ak_public: bytes,
+    ak_certificates: Sequence[bytes] = (),
+) -> bytes:
+    """Encode the container that `TpmEvidence` describes (without the CMW record)."""
+    banks: dict[int, dict[int, bytes]] = {}
+    for (hash_alg, index), value in sorted(pcr_values.items()):
+        banks.setdefault(hash_alg, {})[index] = value
+    container: dict[str, Any] = {
+        "quote": attest,
+        "signature": signature,
+        "pcrs": banks,
+        "ak-public": ak_public,
+    }
+    if ak_certificates:
+        container["ak-certificates"] = list(ak_certificates)
+    return cbor2.dumps(container)
+
+
+def _container_bytes(data: bytes) -> bytes:
+    """Unwrap the CMW record; a bare container map is accepted as well."""
+    if data and data[0] >> 5 == 5:  # CBOR major type 5: a map
+        return data
+    record = cmw.decode(data)
+    if not isinstance(record, cmw.CmwRecord):
+        raise MalformedEvidence(FORMAT, "expected a CMW record, got a CMW collection")
+    if record.type != MEDIA_TYPE:
+        raise MalformedEvidence(FORMAT, f"CMW type is {record.type!r}, expected {MEDIA_TYPE!r}")
+    return record.value
+
+
+def _bytes_field(container: dict[str, Any], key: str) -> bytes:
+    value = container.get(key)
+    if not isinstance(value, bytes):
+        raise MalformedEvidence(FORMAT, f"container field {key!r} must be a byte string")
+    return value
+
+
+def _pcr_values(item: Any) -> dict[tuple[int, int], bytes]:
+    if not isinstance(item, dict):
+        raise MalformedEvidence(FORMAT, "container field 'pcrs' must be a map")
+    values: dict[tuple[int, int], bytes] = {}
+    for hash_alg, bank in item.items():
+        if type(hash_alg) is not int or not isinstance(bank, dict):
+            raise MalformedEvidence(FORMAT, "'pcrs' must map a bank TPM_ALG_ID to a map")
+        size = _hash_algorithm(hash_alg, "pcrs").digest_size
+        for index, value in bank.items():
+            if type(index) is not int or not 0 <= index < _MAX_PCR_SELECT * 8:
+                raise MalformedEvidence(FORMAT, f"invalid PCR index {index!r}")
+            if not isinstance(value, bytes) or len(value) != size:
+                raise MalformedEvidence(
+                    FORMAT,
+                    f"PCR {hash_name(hash_alg)}/{index} must be a {size}-byte string",
+                )
+            values[(hash_alg, index)] = value
+    return values
+
+
+def _certificates(item: Any) -> tuple[x509.Certificate, ...]:
+    if not isinstance(item, list) or not item:
+        raise MalformedEvidence(FORMAT, "'ak-certificates' must be a non-empty array")
+    certificates = []
+    for position, der in enumerate(item):
+        if not isinstance(der, bytes):
+            raise MalformedEvidence(FORMAT, f"'ak-certificates'[{position}] must be bytes")
+        try:
+            certificates.append(x509.load_der_x509_certificate(der))
+        except ValueError as exc:
+            raise MalformedEvidence(
+                FORMAT, f"'ak-certificates'[{position}] is not a DER certificate: {exc}"
+            ) from None
+    return tuple(certificates)
+
+
+def parse(data: bytes) -> TpmEvidence:
+    """Parse a CMW record (or bare container map) of attestnet TPM evidence."""
+    container = cmw.decode_cbor_strict(_container_bytes(bytes(data)), FORMAT)
+    if not isinstance(container, dict):
+        raise MalformedEvidence(FORMAT, "the container must be a CBOR map")
+    unknown = set(container) - _CONTAINER_KEYS
+    if unknown:
+        raise MalformedEvidence(FORMAT, f"unknown container fields {sorted(map(str, unknown))}")
+    attest = parse_attest(_bytes_field(container, "quote"))
+    attest.quote  # noqa: B018 -- raises MalformedEvidence unless the type is quote
+    certificates: tuple[x509.Certificate, ...] = ()
+    if "ak-certificates" in container:
+        certificates = _certificates(container["ak-certificates"])
+    return TpmEvidence(
+        attest=attest,
+        signature=parse_signature(_bytes_field(container, "signature")),
+        pcr_values=_pcr_values(container.get("pcrs")),
+        ak_public=parse_public(_bytes_field(container, "ak-public")),
+        ak_certificates=certificates,
+    )
+
+
+def looks_like(data: bytes) -> bool:
+    """Return True for a CBOR CMW record whose type is `MEDIA_TYPE`."""
+    return data[:1] in (b"\x82", b"\x83") and data[1 : 1 + len(_MEDIA_TYPE_PREFIX)] == (
+        _MEDIA_TYPE_PREFIX
+    )
+
+
+# --- verification --------------------------------------------------------------------
+
+# TCG EK credential profile: TPM identity attributes in a subjectAltName directoryName.
+_OID_TPM_MANUFACTURER = x509.ObjectIdentifier("2.23.133.2.1")
+_OID_TPM_MODEL = x509.ObjectIdentifier("2.23.133.2.2")
+_OID_TPM_VERSION = x509.ObjectIdentifier("2.23.133.2.3")
+_AK_REQUIRED = (
+    ATTR_RESTRICTED | ATTR_SIGN | ATTR_FIXED_TPM | ATTR_FIXED_PARENT | ATTR_SENSITIVE_DATA_ORIGIN
+)
+
+
+def _check_ak_attributes(ak: TpmPublic) -> None:
+    if not ak.has_attributes(_AK_REQUIRED) or ak.object_attributes & ATTR_DECRYPT:
+        raise VerificationError(
+            "ak attributes",
+            "the AK must be a restricted, fixedTPM signing key, or it could sign forged quotes",
+            claim="objectAttributes",
+            expected=f"{_AK_REQUIRED:#010x} set, decrypt clear",
+            actual=f"{ak.object_attributes:#010x}",
+        )
+
+
+def _tpm_identity(certificate: x509.Certificate) -> dict[str, str]:
+    """Read TPM manufacturer, model and version from a certificate's subjectAltName."""
+    try:
+        san = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+    except x509.ExtensionNotFound:
+        return {}
+    labels = {
+        _OID_TPM_MANUFACTURER: "tpm_manufacturer",
+        _OID_TPM_MODEL: "tpm_model",
+        _OID_TPM_VERSION: "tpm_version",
+    }
+    identity: dict[str, str] = {}
+    for name in san.value.get_values_for_type(x509.DirectoryName):
+        for attribute in name:
+            if attribute.oid in labels:
+                identity[labels[attribute.oid]] = str(attribute.value)
+    return identity
+
+
+def _instance_id(evidence: TpmEvidence, pinned: bool) -> bytes:
+    """Return SHA-256 of the EK's SPKI from the AK certificate, else of the AK's SPKI."""
+    if not pinned and evidence.ak_certificates:
+        names = evidence.ak_certificates[0].subject.get_attributes_for_oid(NameOID.SERIAL_NUMBER)
+        if names:
+            text = str(names[0].value)
+            if re.fullmatch(r"[0-9a-f]{64}", text) is None:
+                raise VerificationError(
+                    "instance id",
+                    "the AK certificate's subject serialNumber is not a SHA-256 of the EK",
+                    claim="subject.serialNumber",
+                    expected="64 lowercase hex digits",
+                    actual=text,
+                )
+            return bytes.fromhex(text)
+    return hashlib.sha256(public_key_der(evidence.ak_public.public_key())).digest()
+
+
+def _authenticate_ak(
+    evidence: TpmEvidence,
+    anchors: TrustAnchors,
+    at: datetime,
+    collateral: Collateral | None,
+    result: VerifiedEvidence,
+) -> bool:
+    """Check the AK against the anchors; return True when it is a pinned key."""
+    ak_der = public_key_der(evidence.ak_public.public_key())
+    if any(public_key_der(key) == ak_der for key in anchors.public_keys):
+        result.passed("ak pinned key", "the AK public key is a configured trust anchor")
+        return True
+    if not evidence.ak_certificates:
+        raise ChainError(
+            "ak pinned key",
+            "the evidence has no AK certificate and the AK public key is not a trust anchor",
+            claim="ak-public",
+            expected="a pinned AK public key or an AK certificate chain",
+            actual=hashlib.sha256(ak_der).hexdigest(),
+        )
+    leaf, *intermediates = evidence.ak_certificates
+    path = verify_chain(leaf, anchors, at, collateral, intermediates)
+    result.passed(
+        "ak certificate chain",
+        f"{leaf.subject.rfc4514_string()} chains to {path[-1].subject.rfc4514_string()}",
+    )
+    if public_key_der(leaf.public_key()) != ak_der:
+        raise VerificationError(
+            "ak certificate key",
+            "the AK certificate certifies a different key than the AK public area",
+            claim="subjectPublicKeyInfo",
+            expected=hashlib.sha256(ak_der).hexdigest(),
+            actual=hashlib.sha256(public_key_der(leaf.public_key())).hexdigest(),
+        )
+    result.passed("ak certificate key", "the AK certificate's key equals the AK public area")
+    return False
+
+
+def _check_pcr_coverage(evidence: TpmEvidence) -> None:
+    quoted = {
+        (bank.hash_alg, index) for bank in evidence.attest.quote.pcr_select for index in bank.pcrs
+    }
+    extra = sorted(set(evidence.pcr_values) - quoted)
+    if extra:
+        hash_alg, index = extra[0]
+        raise VerificationError(
+            "pcr digest",
+            "a PCR value is supplied that the quote does not cover",
+            claim=f"pcr/{hash_name(hash_alg)}/{index}",
+            expected="only quoted PCRs",
+            actual=f"{len(extra)} unquoted PCR values",
+        )
+
+
+def _claims(evidence: TpmEvidence, pinned: bool, identity: dict[str, str]) -> dict[str, Any]:
+    attest = evidence.attest
+    quote = attest.quote
+    claims: dict[str, Any] = {
+        "type": "quote",
+        "qualified_signer": attest.qualified_signer.hex(),
+        "extra_data": attest.extra_data.hex(),
+        "clock": attest.clock_info.clock,
+        "reset_count": attest.clock_info.reset_count,
+        "restart_count": attest.clock_info.restart_count,
+        "safe": attest.clock_info.safe,
+        "firmware_version": f"{attest.firmware_version:016x}",
+        "pcr_select": {bank.bank: list(bank.pcrs) for bank in quote.pcr_select},
+        "pcr_digest": quote.pcr_digest.hex(),
+        "signature_scheme": evidence.signature.name,
+        "ak_name": evidence.ak_public.name().hex(),
+        "ak_endorsement": "pinned key" if pinned else "certificate",
+    }
+    if not pinned and evidence.ak_certificates:
+        claims["ak_certificate_subject"] = evidence.ak_certificates[0].subject.rfc4514_string()
+    claims.update(identity)
+    # swtpm writes "swtpm" as the TPM model of the EK certificates it creates.
+    claims["swtpm"] = identity.get("tpm_model") == "swtpm"
+    return claims
+
+
+def verify(
+    data: bytes,
+    *,
+    anchors: TrustAnchors,
+    at: datetime,
+    collateral: Collateral | None = None,
+) -> VerifiedEvidence:
+    """Verify attestnet TPM quote evidence (see `TpmEvidence`) at time `at`.
+
+    Checks, in order: the AK is a pinned trust-anchor key or its certificate
+    chains to `anchors` and certifies the AK public area; the AK attributes
+    (restricted, fixedTPM signing key); the quote signature; that only quoted PCR
+    values are supplied; and that pcrDigest equals the digest of those values.
+    `nonce` is extraData. `instance_id` is the SHA-256 of the EK's
+    SubjectPublicKeyInfo DER as the AK certificate's subject serialNumber names
+    it, or, for a pinned AK or a certificate without it, SHA-256 of the AK's
+    SubjectPublicKeyInfo DER.
+    """
+    evidence = parse(data)
+    result = VerifiedEvidence(format=FORMAT, verified_at=at, claims={})
+
+    pinned = _authenticate_ak(evidence, anchors, at, collateral, result)
+    _check_ak_attributes(evidence.ak_public)
+    result.passed("ak attributes", f"objectAttributes {evidence.ak_public.object_attributes:#010x}")
+
+    ak_key = evidence.ak_public.public_key()
+    verify_quote_signature(evidence.attest.raw, evidence.signature, ak_key)
+    result.passed("quote signature", f"{evidence.signature.name} by the AK")
+
+    _check_pcr_coverage(evidence)
+    check_pcr_digest(evidence.attest, evidence.pcr_values, evidence.signature.hash_alg)
+    result.passed("pcr digest", "pcrDigest equals the digest of the supplied PCR values")
+
+    identity = {}
+    if not pinned and evidence.ak_certificates:
+        identity = _tpm_identity(evidence.ak_certificates[0])
+    result.claims = _claims(evidence, pinned, identity)
+    result.measurements = {
+        f"pcr/{hash_name(hash_alg)}/{index}": value
+        for (hash_alg, index), value in sorted(evidence.pcr_values.items())
+    }
+    result.nonce = evidence.attest.extra_data
+    result.instance_id = _instance_id(evidence, pinned)
+    result.tcb = {"firmware_version": evidence.attest.firmware_version}
+    result.debug = None
+    result.simulated = False
+    result.signer = ak_key
+    return result
