@@ -46,6 +46,15 @@ class _Entry:
 FORMATS: dict[str, _Entry] = {
     "sim": _Entry("attestnet.evidence.sim", ()),
     "tpm": _Entry("attestnet.evidence.tpm", ()),
+    "cca": _Entry("attestnet.evidence.cca", ()),
+    "psa": _Entry("attestnet.evidence.psa", ()),
+    "nitro": _Entry("attestnet.evidence.nitro", ()),
+    "corim": _Entry("attestnet.evidence.corim", ()),
+    "ear": _Entry("attestnet.evidence.ear", ()),
+    "gotpm": _Entry("attestnet.evidence.gotpm", ()),
+    "dcap": _Entry("attestnet.evidence.dcap", ()),
+    "spdm": _Entry("attestnet.evidence.spdm", ()),
+    "sev-snp": _Entry("attestnet.evidence.snp", ()),
 }
 
 

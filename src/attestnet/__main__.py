@@ -1,0 +1,5 @@
+import sys
+
+from attestnet.cli import main
+
+sys.exit(main())
