@@ -225,7 +225,7 @@ def test_message_nested_malformed() -> None:
 
 
 def test_message_error_uses_format() -> None:
-    with pytest.raises(MalformedEvidence, match="^malformed gotpm"):
+    with pytest.raises(MalformedEvidence, match=r"^malformed gotpm"):
         parse_message(b"\x0a\x05", "gotpm")
 
 
