@@ -38,10 +38,13 @@ __all__ = [
     "cose_key_to_public_key",
     "decode_cbor",
     "jsonable",
+    "key_fits",
     "parse_cose",
     "verify_mac0",
     "verify_sign1",
     "verify_sign1_with_anchors",
+    "verify_with_algorithm",
+    "verify_with_anchors",
 ]
 
 TAG_CWT = 61
@@ -309,7 +312,8 @@ def parse_cose(
     )
 
 
-def _key_fits(key: PublicKeyTypes, algorithm: CoseAlgorithm) -> bool:
+def key_fits(key: PublicKeyTypes, algorithm: CoseAlgorithm) -> bool:
+    """Return True if `key` has the type (and for ECDSA the curve) that `algorithm` needs."""
     if algorithm.scheme == "ecdsa-raw":
         return isinstance(key, ec.EllipticCurvePublicKey) and (
             algorithm.curve is None or isinstance(key.curve, algorithm.curve)
@@ -319,6 +323,43 @@ def _key_fits(key: PublicKeyTypes, algorithm: CoseAlgorithm) -> bool:
     if algorithm.scheme == "eddsa":
         return isinstance(key, ed25519.Ed25519PublicKey | ed448.Ed448PublicKey)
     return False
+
+
+def verify_with_algorithm(
+    algorithm: CoseAlgorithm,
+    key: PublicKeyTypes,
+    signature: bytes,
+    data: bytes,
+    *,
+    what: str,
+    check: str = "signature",
+) -> None:
+    """Verify a COSE or JWS signature (r||s for ECDSA) over `data` with one public key."""
+    if not key_fits(key, algorithm):
+        raise SignatureError(
+            check,
+            f"{what}: key does not fit the algorithm",
+            expected=algorithm.name,
+            actual=type(key).__name__,
+        )
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        size = (key.curve.key_size + 7) // 8
+        if len(signature) != 2 * size:
+            raise SignatureError(
+                check,
+                f"{what}: {algorithm.name} signature has the wrong length",
+                expected=f"{2 * size} bytes",
+                actual=f"{len(signature)} bytes",
+            )
+    verify_signature(
+        key,
+        signature,
+        data,
+        scheme=algorithm.scheme,
+        hash_algorithm=algorithm.hash_algorithm,
+        check=check,
+        what=what,
+    )
 
 
 def verify_sign1(
@@ -332,31 +373,13 @@ def verify_sign1(
     """Verify a COSE_Sign1 with one public key; raise SignatureError naming `check`."""
     if message.kind != "Sign1":
         raise SignatureError(check, f"{what}: expected COSE_Sign1, got COSE_{message.kind}")
-    algorithm = message.algorithm
-    if not _key_fits(key, algorithm):
-        raise SignatureError(
-            check,
-            f"{what}: key does not fit the message algorithm",
-            expected=algorithm.name,
-            actual=type(key).__name__,
-        )
-    if isinstance(key, ec.EllipticCurvePublicKey):
-        size = (key.curve.key_size + 7) // 8
-        if len(message.signature) != 2 * size:
-            raise SignatureError(
-                check,
-                f"{what}: {algorithm.name} signature has the wrong length",
-                expected=f"{2 * size} bytes",
-                actual=f"{len(message.signature)} bytes",
-            )
-    verify_signature(
+    verify_with_algorithm(
+        message.algorithm,
         key,
         message.signature,
         message.to_be_signed(external_aad),
-        scheme=algorithm.scheme,
-        hash_algorithm=algorithm.hash_algorithm,
-        check=check,
         what=what,
+        check=check,
     )
 
 
@@ -382,15 +405,17 @@ def verify_mac0(
     )
 
 
-def verify_sign1_with_anchors(
-    message: CoseMessage,
+def verify_with_anchors(
+    algorithm: CoseAlgorithm,
+    signature: bytes,
+    data: bytes,
     anchors: TrustAnchors,
     at: datetime,
     *,
     what: str,
     check: str = "signature",
 ) -> PublicKeyTypes:
-    """Verify a COSE_Sign1 with the first anchor key that fits; return that key.
+    """Verify with the first anchor key that fits `algorithm` and verifies; return that key.
 
     Certificate anchors contribute their public key and must be valid at `at`.
     """
@@ -398,17 +423,21 @@ def verify_sign1_with_anchors(
         (key, None) for key in anchors.public_keys
     ]
     candidates += [(cert.public_key(), cert) for cert in anchors.certificates]
-    fitting = [(k, c) for k, c in candidates if _key_fits(k, message.algorithm)]
+    fitting = [(k, c) for k, c in candidates if key_fits(k, algorithm)]
     if not fitting:
         raise SignatureError(
             check,
-            f"{what}: no trust anchor key fits the message algorithm",
-            expected=message.algorithm.name,
+            f"{what}: no trust anchor key fits the algorithm",
+            expected=algorithm.name,
             actual=f"{len(candidates)} anchor keys, none usable",
         )
+
+    def attempt(key: PublicKeyTypes) -> None:
+        verify_with_algorithm(algorithm, key, signature, data, what=what, check=check)
+
     if len(fitting) == 1:
         key, cert = fitting[0]
-        verify_sign1(message, key, what=what, check=check)
+        attempt(key)
     else:
         # The trial checks against the wrong keys are recorded into a throwaway list,
         # so the benchmark replays only the one check that succeeds (made again below).
@@ -416,7 +445,7 @@ def verify_sign1_with_anchors(
         with record_signatures():
             for key, cert in fitting:
                 try:
-                    verify_sign1(message, key, what=what, check=check)
+                    attempt(key)
                 except SignatureError:
                     continue
                 found = (key, cert)
@@ -426,10 +455,32 @@ def verify_sign1_with_anchors(
                 check, f"{what}: signature does not verify with any of {len(fitting)} anchor keys"
             )
         key, cert = found
-        verify_sign1(message, key, what=what, check=check)
+        attempt(key)
     if cert is not None:
         check_validity(cert, at, "trust anchor")
     return key
+
+
+def verify_sign1_with_anchors(
+    message: CoseMessage,
+    anchors: TrustAnchors,
+    at: datetime,
+    *,
+    what: str,
+    check: str = "signature",
+) -> PublicKeyTypes:
+    """Verify a COSE_Sign1 with the anchor keys, as `verify_with_anchors` does."""
+    if message.kind != "Sign1":
+        raise SignatureError(check, f"{what}: expected COSE_Sign1, got COSE_{message.kind}")
+    return verify_with_anchors(
+        message.algorithm,
+        message.signature,
+        message.to_be_signed(),
+        anchors,
+        at,
+        what=what,
+        check=check,
+    )
 
 
 _COSE_CURVES: dict[int, ec.EllipticCurve] = {
