@@ -1,0 +1,324 @@
+"""Blocking adapter: attested TLS over sockets with a socket-backed pyOpenSSL Connection.
+
+The socket is non-blocking (waits go through `select`) until the handshake and the
+attestation exchange are done within `config.handshake_timeout`; after that it is
+blocking, so application data moves at pyOpenSSL's socket speed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import select
+import socket
+import time
+from collections.abc import Callable
+from functools import partial
+from types import TracebackType
+from typing import Any, TypeVar
+
+from OpenSSL import SSL
+
+from attestnet.tls._establish import (
+    AttestationInfo,
+    add_chain,
+    appraise_cert_binding,
+    cert_binding_identity,
+    check_handshake,
+    exporter_for,
+    finish_session_info,
+    local_identity,
+    make_context,
+    new_session,
+    next_connection_id,
+    use_identity,
+)
+from attestnet.tls.config import AttestedTLSConfig, Binding
+from attestnet.tls.errors import AttestationTimeout, PeerAborted
+from attestnet.tls.identity import Identity
+from attestnet.tls.session import AttestationSession
+
+__all__ = ["AttestedConnection", "AttestedServer", "connect", "listen"]
+
+logger = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
+_READ_SIZE = 65536
+
+
+class AttestedConnection:
+    """A TLS 1.3 connection whose peer has been appraised as the configuration asks.
+
+    `peer_result`, `peer_certificate`, `peer_tik`, `binding` and `timings` describe
+    the attestation; `recv`, `sendall` and `close` move application data.
+    """
+
+    def __init__(
+        self,
+        sock: socket.socket,
+        connection: SSL.Connection,
+        info: AttestationInfo,
+        pending: bytes,
+        connection_id: str,
+    ) -> None:
+        self._sock = sock
+        self._connection = connection
+        self.info = info
+        self._pending = bytearray(pending)
+        self.connection_id = connection_id
+
+    @property
+    def binding(self) -> Binding:
+        return self.info.binding
+
+    @property
+    def peer_result(self) -> Any:
+        return self.info.peer_result
+
+    @property
+    def peer_certificate(self) -> Any:
+        return self.info.peer_certificate
+
+    @property
+    def peer_tik(self) -> bytes | None:
+        return self.info.peer_tik
+
+    @property
+    def timings(self) -> dict[str, float]:
+        return self.info.timings
+
+    @property
+    def tls(self) -> SSL.Connection:
+        """The underlying pyOpenSSL connection."""
+        return self._connection
+
+    def export_keying_material(self, label: bytes, length: int, context: bytes = b"") -> bytes:
+        """Return TLS-Exporter(label, context, length) of this connection."""
+        return exporter_for(self._connection)(label, context, length)
+
+    def recv(self, size: int = _READ_SIZE) -> bytes:
+        """Return up to `size` bytes of application data; b"" at the end of the stream."""
+        if self._pending:
+            data = bytes(self._pending[:size])
+            del self._pending[:size]
+            return data
+        try:
+            return bytes(self._connection.recv(size))
+        except (SSL.ZeroReturnError, SSL.SysCallError):
+            return b""
+
+    def sendall(self, data: bytes) -> None:
+        self._connection.sendall(data)
+
+    def close(self) -> None:
+        with contextlib.suppress(SSL.Error):
+            self._connection.shutdown()
+        self._sock.close()
+
+    def __enter__(self) -> AttestedConnection:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def _wait(sock: socket.socket, deadline: float, *, for_read: bool, what: str) -> None:
+    remaining = deadline - time.monotonic()
+    if remaining <= 0:
+        raise AttestationTimeout(f"{what} did not finish within the handshake timeout")
+    readable, writable, _ = select.select(
+        [sock] if for_read else [], [] if for_read else [sock], [], remaining
+    )
+    if not readable and not writable:
+        raise AttestationTimeout(f"{what} did not finish within the handshake timeout")
+
+
+def _retry(sock: socket.socket, deadline: float, what: str, operation: Callable[[], _T]) -> _T:
+    while True:
+        try:
+            return operation()
+        except SSL.WantReadError:
+            _wait(sock, deadline, for_read=True, what=what)
+        except SSL.WantWriteError:
+            _wait(sock, deadline, for_read=False, what=what)
+
+
+def _send_all(
+    connection: SSL.Connection, sock: socket.socket, data: bytes, deadline: float
+) -> None:
+    offset = 0
+    while offset < len(data):
+        offset += _retry(
+            sock, deadline, "sending attestation", partial(connection.send, data[offset:])
+        )
+
+
+def _receive(connection: SSL.Connection, sock: socket.socket, deadline: float) -> bytes:
+    try:
+        return bytes(_retry(sock, deadline, "attestation", lambda: connection.recv(_READ_SIZE)))
+    except (SSL.ZeroReturnError, SSL.SysCallError):
+        raise PeerAborted(0, "peer closed the connection during attestation") from None
+
+
+def _run_session(
+    connection: SSL.Connection,
+    sock: socket.socket,
+    session: AttestationSession,
+    config: AttestedTLSConfig,
+    deadline: float,
+) -> bytes:
+    session.start()
+    _send_all(connection, sock, session.data_to_send(), deadline)
+    while not session.complete:
+        data = _receive(connection, sock, deadline)
+        try:
+            session.receive_data(data, config.clock())
+        finally:
+            outgoing = session.data_to_send()
+            if outgoing:
+                _send_all(connection, sock, outgoing, deadline)
+    return session.take_application_data()
+
+
+def _establish(
+    sock: socket.socket,
+    connection: SSL.Connection,
+    config: AttestedTLSConfig,
+    identity: Identity | None,
+    info: AttestationInfo,
+    *,
+    is_server: bool,
+    connection_id: str,
+) -> AttestedConnection:
+    deadline = time.monotonic() + config.handshake_timeout
+    sock.setblocking(False)
+    try:
+        started = time.perf_counter()
+        _retry(sock, deadline, "TLS handshake", connection.do_handshake)
+        info.timings["tls_handshake"] = time.perf_counter() - started
+        check_handshake(connection)
+        pending = b""
+        if config.binding is Binding.CERT and config.role.appraises:
+            appraise_cert_binding(connection, config, info)
+        elif config.binding is Binding.EXPAT:
+            session = new_session(
+                connection, config, identity, is_server=is_server, connection_id=connection_id
+            )
+            started = time.perf_counter()
+            try:
+                pending = _run_session(connection, sock, session, config, deadline)
+            except AttestationTimeout as error:
+                session.fail(error)
+                _best_effort_send(connection, session.data_to_send())
+                raise
+            finish_session_info(info, session, time.perf_counter() - started)
+    except BaseException:
+        _abort(connection, sock)
+        raise
+    sock.setblocking(True)
+    logger.info("connection %s attested (%s)", connection_id, config.binding)
+    return AttestedConnection(sock, connection, info, pending, connection_id)
+
+
+def _best_effort_send(connection: SSL.Connection, data: bytes) -> None:
+    if not data:
+        return
+    with contextlib.suppress(SSL.Error):
+        connection.send(data)
+
+
+def _abort(connection: SSL.Connection, sock: socket.socket) -> None:
+    with contextlib.suppress(SSL.Error):
+        connection.shutdown()
+    sock.close()
+
+
+def connect(
+    host: str, port: int, config: AttestedTLSConfig, *, server_hostname: str | None = None
+) -> AttestedConnection:
+    """Connect, run the TLS 1.3 handshake and the configured attestation, and return.
+
+    Raises AttestationProtocolError subclasses, VerificationError (naming the failed
+    check) or OpenSSL.SSL.Error; the connection is closed in every case.
+    """
+    connection_id = next_connection_id("client")
+    info = AttestationInfo(config.binding)
+    identity = local_identity(config)
+    if identity is None:
+        identity = cert_binding_identity(config, info)
+    context = make_context(config, is_server=False)
+    add_chain(context, identity)
+    sock = socket.create_connection((host, port), timeout=config.handshake_timeout)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    connection = SSL.Connection(context, sock)
+    if config.binding is Binding.CERT or config.certificate_chain is not None:
+        use_identity(connection, identity)
+    if server_hostname is not None:
+        connection.set_tlsext_host_name(server_hostname.encode("idna"))
+    connection.set_connect_state()
+    return _establish(
+        sock, connection, config, identity, info, is_server=False, connection_id=connection_id
+    )
+
+
+class AttestedServer:
+    """A listening socket whose `accept` returns attested connections."""
+
+    def __init__(self, sock: socket.socket, config: AttestedTLSConfig) -> None:
+        self._sock = sock
+        self.config = config
+        self._identity = local_identity(config)
+        self._context = make_context(config, is_server=True)
+        if self._identity is not None:
+            add_chain(self._context, self._identity)
+
+    @property
+    def address(self) -> tuple[str, int]:
+        host, port = self._sock.getsockname()[:2]
+        return str(host), int(port)
+
+    def accept(self, timeout: float | None = None) -> AttestedConnection:
+        """Accept one client and attest it; raise (and close it) on any failure."""
+        self._sock.settimeout(timeout)
+        client, _ = self._sock.accept()
+        client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        connection_id = next_connection_id("server")
+        info = AttestationInfo(self.config.binding)
+        identity = self._identity or cert_binding_identity(self.config, info)
+        connection = SSL.Connection(self._context, client)
+        use_identity(connection, identity)
+        connection.set_accept_state()
+        return _establish(
+            client,
+            connection,
+            self.config,
+            identity,
+            info,
+            is_server=True,
+            connection_id=connection_id,
+        )
+
+    def close(self) -> None:
+        self._sock.close()
+
+    def __enter__(self) -> AttestedServer:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def listen(host: str, port: int, config: AttestedTLSConfig, backlog: int = 16) -> AttestedServer:
+    """Bind and listen on (host, port); port 0 picks a free port (see `address`)."""
+    sock = socket.create_server((host, port), backlog=backlog)
+    return AttestedServer(sock, config)
