@@ -1,12 +1,12 @@
 """AMD SEV-SNP attestation reports (ATTESTATION_REPORT versions 2 and 3).
 
-Layout and bit fields follow AMD's "SEV Secure Nested Paging Firmware ABI
-Specification" (document 56860, table "ATTESTATION_REPORT Structure"); the VCEK
-extensions follow AMD's "VCEK Certificate and KDS Interface Specification"
-(document 57230). A report is 1184 bytes. The firmware signs bytes 0x000..0x29F
-with the VCEK (a per-chip, per-TCB key) or the VLEK (a key AMD provisions to a
-cloud provider) using ECDSA P-384 with SHA-384, and stores r and s as 72-byte
-little-endian integers.
+Layout and bit fields follow the ATTESTATION_REPORT table of AMD's "SEV Secure
+Nested Paging Firmware ABI Specification" (document 56860). The VCEK extensions
+follow AMD's "VCEK Certificate and KDS Interface Specification" (document 57230).
+
+A report is 1184 bytes. The firmware signs bytes 0x000..0x29F with the VCEK (a
+per-chip, per-TCB key) or the VLEK (a key AMD provisions to a cloud provider) using
+ECDSA P-384 with SHA-384, and stores r and s as 72-byte little-endian integers.
 
 The chain is VCEK -> ASK -> ARK or VLEK -> ASVK -> ARK, all RSA-PSS with SHA-384.
 The ARK is the trust anchor: certificates in `anchors` that are not self-signed
@@ -128,9 +128,9 @@ _SIGNING_KEYS: dict[int, SigningKey] = {0: "vcek", 1: "vlek", 7: "none"}
 class TcbVersion:
     """A TCB_VERSION: the security patch level of each firmware component.
 
-    `fmc` is set only for Turin (family 1Ah), whose layout is FMC, bootloader, TEE,
-    SNP, three reserved bytes, microcode; earlier families use bootloader, TEE, four
-    reserved bytes, SNP, microcode.
+    Milan and Genoa lay it out as bootloader, TEE, four reserved bytes, SNP, microcode.
+    Turin (family 1Ah) uses FMC, bootloader, TEE, SNP, three reserved bytes, microcode,
+    so `fmc` is set only for Turin.
     """
 
     bootloader: int
@@ -143,6 +143,7 @@ class TcbVersion:
     @classmethod
     def decode(cls, raw: bytes, turin: bool) -> TcbVersion:
         if turin:
+            # NOTE: this layout matches public parsers, but no real Turin report was tested.
             return cls(raw[1], raw[2], raw[3], raw[7], raw[0], raw)
         return cls(raw[0], raw[1], raw[6], raw[7], None, raw)
 
@@ -279,7 +280,7 @@ def _check_length(data: bytes) -> None:
 
 
 def _split_signature(data: bytes) -> tuple[bytes, bytes]:
-    """Return (signed bytes, big-endian r||s) after checking the unsigned tail's layout."""
+    """Return (signed bytes, big-endian r||s); the unused signature bytes must be zero."""
     _check_length(data)
     for name in ("signature_r", "signature_s"):
         if any(_field(data, name)[_P384_SCALAR_SIZE:]):
@@ -393,9 +394,9 @@ def parse(data: bytes) -> AttestationReport:
 def load_vcek(der: bytes) -> x509.Certificate:
     """Load a VCEK or VLEK certificate from DER; raise MalformedEvidence if it is not one.
 
-    AMD's KDS issues VCEKs with serial number 0, which RFC 5280 forbids and
-    cryptography (44 and later) loads with a CryptographyDeprecationWarning, so the
-    warning is suppressed here.
+    AMD's KDS issues VCEKs with serial number 0, which RFC 5280 forbids. cryptography 50
+    warns (CryptographyDeprecationWarning) when it loads such a certificate, and again
+    when `serial_number` is read, so the warning is suppressed while loading.
     """
     try:
         with warnings.catch_warnings():
