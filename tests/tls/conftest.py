@@ -8,7 +8,9 @@ that the nonce equals the binder the TLS layer recomputed.
 
 from __future__ import annotations
 
+import contextlib
 import hmac
+import socket
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
@@ -19,12 +21,26 @@ from typing import Any
 import cbor2
 import pytest
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from OpenSSL import SSL
 
 from attestnet.errors import SignatureError, VerificationError
-from attestnet.tls import AttestedTLSConfig, Binding, Role
+from attestnet.tls import DEFAULT_CMW_EXTENSION_TYPE, AttestedTLSConfig, Binding, Role
+from attestnet.tls.authenticator import build_authenticator
 from attestnet.tls.blocking import AttestedConnection, AttestedServer, listen
+from attestnet.tls.frames import (
+    PROTOCOL_VERSION,
+    Frame,
+    FrameBuffer,
+    FrameType,
+    Hello,
+    decode_error,
+    encode_frame,
+    encode_hello,
+)
+from attestnet.tls.identity import Identity, generate_identity
+from attestnet.tls.messages import decode_authenticator_request
 
 MEDIA_TYPE = "application/vnd.attestnet.test-evidence+cbor"
 
@@ -66,7 +82,7 @@ class WrongNonceAttester(SigningAttester):
 
 
 @dataclass(frozen=True)
-class TestResult:
+class SampleResult:
     measurement: bytes
     at: datetime
 
@@ -77,7 +93,7 @@ class SignatureAppraiser:
     def __init__(self, public_key: ec.EllipticCurvePublicKey) -> None:
         self.public_key = public_key
 
-    def appraise(self, evidence: bytes, *, binder: bytes, at: datetime) -> TestResult:
+    def appraise(self, evidence: bytes, *, binder: bytes, at: datetime) -> SampleResult:
         media_type, inner = cbor2.loads(evidence)
         assert media_type == MEDIA_TYPE
         payload, signature = cbor2.loads(inner)
@@ -94,7 +110,7 @@ class SignatureAppraiser:
                 expected=binder,
                 actual=claims["nonce"],
             )
-        return TestResult(claims["measurement"], at)
+        return SampleResult(claims["measurement"], at)
 
 
 @pytest.fixture(scope="session")
@@ -191,3 +207,123 @@ def echo_once(connection: AttestedConnection) -> AttestedConnection:
     data = connection.recv(65536)
     connection.sendall(data)
     return connection
+
+
+class RawPeer:
+    """A hand-driven TLS 1.3 peer that speaks the frame protocol through the library's
+    encoders, so a test can send what an honest peer never would."""
+
+    def __init__(self, sock: socket.socket, connection: SSL.Connection, identity: Identity):
+        self.sock = sock
+        self.connection = connection
+        self.identity = identity
+        self.frames = FrameBuffer(1 << 24)
+
+    @classmethod
+    def connect(cls, address: tuple[str, int], identity: Identity | None = None) -> RawPeer:
+        identity = identity or generate_identity("raw-client")
+        context = _raw_context(identity)
+        sock = socket.create_connection(address, timeout=5)
+        connection = SSL.Connection(context, sock)
+        connection.set_connect_state()
+        connection.do_handshake()
+        return cls(sock, connection, identity)
+
+    @classmethod
+    def accept(cls, listener: socket.socket, identity: Identity | None = None) -> RawPeer:
+        identity = identity or generate_identity("raw-server")
+        client, _ = listener.accept()
+        client.settimeout(5)
+        connection = SSL.Connection(_raw_context(identity), client)
+        connection.set_accept_state()
+        connection.do_handshake()
+        return cls(client, connection, identity)
+
+    def exporter(self, label: bytes, context: bytes, length: int) -> bytes:
+        return bytes(self.connection.export_keying_material(label, length, context))
+
+    def send(self, data: bytes) -> None:
+        self.connection.sendall(data)
+
+    def send_frame(self, frame_type: FrameType, body: bytes) -> None:
+        self.send(encode_frame(frame_type, body))
+
+    def read_frame(self) -> Frame:
+        while True:
+            frame = self.frames.next_frame()
+            if frame is not None:
+                return frame
+            try:
+                data = self.connection.recv(65536)
+            except (SSL.ZeroReturnError, SSL.SysCallError):
+                raise EOFError("peer closed the connection") from None
+            self.frames.feed(bytes(data))
+
+    def read_error_alert(self) -> int:
+        """Read frames until an ERROR frame; return its alert code."""
+        while True:
+            frame = self.read_frame()
+            if frame.type is FrameType.ERROR:
+                return decode_error(frame.body)[0]
+
+    def hash_algorithm(self) -> hashes.HashAlgorithm:
+        name = self.connection.get_cipher_name() or ""
+        return hashes.SHA384() if name.endswith("SHA384") else hashes.SHA256()
+
+    def authenticator_for(
+        self, request_body: bytes, cmw: bytes, *, sender_is_server: bool
+    ) -> bytes:
+        request = decode_authenticator_request(request_body)
+        return build_authenticator(
+            request=request,
+            request_bytes=request_body,
+            certificate_chain=tuple(
+                c.public_bytes(serialization.Encoding.DER) for c in self.identity.chain
+            ),
+            private_key=self.identity.key,
+            cmw=cmw,
+            cmw_extension_type=DEFAULT_CMW_EXTENSION_TYPE,
+            exporter=self.exporter,
+            sender_is_server=sender_is_server,
+            hash_algorithm=self.hash_algorithm(),
+        )
+
+    def close(self) -> None:
+        with contextlib.suppress(SSL.Error, OSError):
+            self.connection.shutdown()
+        self.sock.close()
+
+
+def _raw_context(identity: Identity) -> SSL.Context:
+    context = SSL.Context(SSL.TLS_METHOD)
+    context.set_min_proto_version(SSL.TLS1_3_VERSION)
+    context.use_certificate(identity.chain[0])
+    context.use_privatekey(identity.key)
+    context.set_verify(SSL.VERIFY_NONE)
+    return context
+
+
+def hello(requests: bool, offers: bool) -> bytes:
+    return encode_hello(Hello(PROTOCOL_VERSION, requests, offers))
+
+
+@pytest.fixture
+def raw_listener() -> Iterator[socket.socket]:
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(10)
+    yield listener
+    listener.close()
+
+
+def run_in_thread(function: Callable[[], Any]) -> Future[Any]:
+    """Run `function` in a daemon thread; the future holds its result or exception."""
+    future: Future[Any] = Future()
+
+    def target() -> None:
+        try:
+            future.set_result(function())
+        except BaseException as error:
+            future.set_exception(error)
+
+    threading.Thread(target=target, daemon=True).start()
+    return future
