@@ -246,3 +246,7 @@ class Verifier:
                 expected=False,
                 actual=True,
             )
+        if verified.debug:
+            checklist.ok("5. debug: enabled, which the policy allows")
+        elif verified.debug is False:
+            checklist.ok("5. debug: disabled")

@@ -9,6 +9,8 @@ import sys
 from collections.abc import Sequence
 
 import attestnet
+from attestnet.cli.bench import add_bench_parser
+from attestnet.cli.demo import add_demo_parser
 from attestnet.cli.verify import add_collateral_parser, add_verify_parser
 from attestnet.errors import AttestnetError, ConfigError, MalformedEvidence, VerificationError
 
@@ -34,6 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="log more: -v for progress, -vv for protocol details",
     )
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    add_demo_parser(subparsers)
+    add_bench_parser(subparsers)
     add_verify_parser(subparsers)
     add_collateral_parser(subparsers)
     return parser
@@ -41,6 +45,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _configure_logging(verbosity: int) -> None:
     level = {0: logging.WARNING, 1: logging.INFO}.get(verbosity, logging.DEBUG)
+    if verbosity < 2:
+        # The tpm2-tss C library logs expected misses (an absent NV index while
+        # looking for the EK certificate) as errors on stderr; -vv shows them.
+        os.environ.setdefault("TSS2_LOG", "all+NONE")
     level_name = os.environ.get("ATTESTNET_LOG_LEVEL")
     if level_name:
         level = logging.getLevelName(level_name.upper())

@@ -138,11 +138,12 @@ def _build_verifier(args: argparse.Namespace, format: str) -> Verifier:
     if not args.no_cache and cache.is_dir():
         collateral = collateral.merged(load_collateral([cache]))
     policy = Policy(
-        id="attestnet-verify (signatures and chains only)",
+        id="signatures-and-chains-only",
         allowed=frozenset({format}),
         anchors={format: load_anchors(args.anchor)},
         collateral={format: collateral} if collateral != Collateral() else {},
         unsafe_skip_reference_values=True,
+        debug_allowed=True,
     )
     return Verifier(policy)
 
