@@ -1,9 +1,10 @@
 """Run a private swtpm (software TPM 2.0) for tests and the demo.
 
-`Swtpm` provisions a TPM state folder with `swtpm_setup`: an RSA 2048 EK and a
-P-384 ECC EK, their EK certificates and a platform certificate, all issued by a
-local CA whose root, signing key and configuration live in that same folder. It
-never reads or writes the system's /etc/swtpm*.conf or /var/lib/swtpm-localca.
+`Swtpm` provisions a TPM state folder with `swtpm_setup` (swtpm 0.7): an RSA
+2048 EK and a P-384 ECC EK, their EK certificates and a platform certificate.
+A local CA issues them, and its root, signing key and configuration live in the
+same folder, so the system's /etc/swtpm*.conf and /var/lib/swtpm-localca are
+never used.
 It then runs `swtpm socket` in the foreground as a child process bound to
 127.0.0.1 and stops it by process id on exit.
 
@@ -196,6 +197,7 @@ class Swtpm:
         self.tpm_state_dir.mkdir(parents=True, exist_ok=True)
         self.local_ca_dir.mkdir(parents=True, exist_ok=True)
         setup_config = self._write_configs()
+
         command = [
             self._programs["swtpm_setup"],
             "--tpm2",
@@ -213,6 +215,7 @@ class Swtpm:
         # swtpm_setup runs `swtpm` itself, found on PATH; make sure it is this one.
         swtpm_dir = str(Path(self._programs["swtpm"]).parent)
         environment["PATH"] = swtpm_dir + os.pathsep + environment.get("PATH", "")
+
         logger.info("provisioning swtpm state in %s", self.folder)
         result = subprocess.run(
             command, capture_output=True, text=True, env=environment, check=False, timeout=120

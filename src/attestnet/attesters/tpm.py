@@ -10,8 +10,8 @@ The AK is a primary key in the endorsement hierarchy, so the same template gives
 the same key after every restart: a restricted signing key, fixedTPM, ECC P-256
 with ECDSA-SHA256 by default, or RSA 2048 with RSASSA-SHA256. `enroll_ak` proves
 by credential activation that the AK lives in the same TPM as the certified EK,
-then issues an AK certificate from a CA the caller holds (the swtpm local CA in
-tests and the demo). A verifier may instead pin the AK public key.
+then issues an AK certificate from a CA whose private key the caller has (the
+swtpm local CA in tests and the demo). A verifier may instead pin the AK public key.
 
 The evidence is a CBOR CMW record of media type `MEDIA_TYPE` whose value is the
 container that `attestnet.evidence.tpm` documents and verifies.
@@ -74,7 +74,7 @@ _AK_TEMPLATES = {"ecc": "ecc256:ecdsa-sha256:null", "rsa": "rsa2048:rsassa-sha25
 _AK_REQUIRED = (
     ATTR_RESTRICTED | ATTR_SIGN | ATTR_FIXED_TPM | ATTR_FIXED_PARENT | ATTR_SENSITIVE_DATA_ORIGIN
 )
-_MAX_EXTRA_DATA = 64  # TPM2B_DATA holds a TPMT_HA: 2 + 64 bytes, and attestnet binders are 32
+_MAX_EXTRA_DATA = 64  # TPM2B_DATA is sized for a TPMT_HA (2 + 64 bytes); binders are 32
 _QUOTE_ATTEMPTS = 3
 
 # TCG EK credential profile: the TPM identity attributes in subjectAltName directoryName.
@@ -125,7 +125,7 @@ class TpmAttester:
 
     `tcti` is a tpm2-tss TCTI string (default `DEVICE_TCTI`). `pcrs` selects the
     quoted PCRs. `ak_certificates` is the AK certificate chain (AK certificate
-    first) that goes into the evidence; leave it empty when verifiers pin the AK
+    first) that goes into the evidence. Leave it empty when verifiers pin the AK
     public key, or call `enroll_ak` to obtain it.
     """
 
@@ -193,8 +193,8 @@ class TpmAttester:
             raise _tpm_error("EK certificate read", exc) from exc
         if certificate_der is None:
             raise TpmAttesterError("the TPM has no RSA 2048 EK certificate in NV 0x01c00002")
-        # NOTE: TPMs pad the EK certificate's NV area; load_der reads the first
-        # DER element only when the padding is stripped, so cut it at its length.
+        # Some TPMs keep the EK certificate in a larger NV area with padding after
+        # it, and load_der_x509_certificate rejects trailing bytes.
         certificate = x509.load_der_x509_certificate(_first_der_element(certificate_der))
         handle, ek_public = self._create_ek(template)
         self._esapi.flush_context(handle)
@@ -298,6 +298,8 @@ class TpmAttester:
 
         if bank not in _BANKS:
             raise ConfigError(f"invalid PCR bank {bank!r}: use one of {', '.join(_BANKS)}")
+        if not 0 <= index <= 23:
+            raise ConfigError(f"invalid PCR index {index}: use 0..23")
         algorithm = TPM2_ALG(_BANKS[bank])
         size = hashlib.new(bank).digest_size
         if len(digest) != size:

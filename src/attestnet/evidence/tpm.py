@@ -375,8 +375,8 @@ def parse_signature(data: bytes) -> TpmSignature:
 class TpmPublic:
     """A parsed TPMT_PUBLIC of an RSA or ECC key; `raw` is the TPMT_PUBLIC encoding.
 
-    `scheme` and `scheme_hash` are the key's signing scheme (ALG_NULL and 0 when
-    the key has none); `curve` is the TPM_ECC_CURVE of an ECC key, 0 for RSA.
+    `scheme` and `scheme_hash` are the key's scheme and its hash (ALG_NULL and 0
+    when the key has none). `curve` is the TPM_ECC_CURVE of an ECC key, 0 for RSA.
     """
 
     type: int
@@ -497,7 +497,7 @@ def parse_public(data: bytes) -> TpmPublic:
     """Parse a TPM2B_PUBLIC or a bare TPMT_PUBLIC of an RSA or ECC key.
 
     The input is taken as a TPM2B_PUBLIC when its first two bytes equal the length
-    of the rest; a TPMT_PUBLIC starts with its type (0x0001 or 0x0023), which can
+    of the rest. A TPMT_PUBLIC starts with its type (0x0001 or 0x0023), which can
     equal that length only for inputs far shorter than any real key.
     """
     data = bytes(data)
@@ -863,10 +863,14 @@ def verify(
 ) -> VerifiedEvidence:
     """Verify attestnet TPM quote evidence (see `TpmEvidence`) at time `at`.
 
-    Checks, in order: the AK is a pinned trust-anchor key or its certificate
-    chains to `anchors` and certifies the AK public area; the AK attributes
-    (restricted, fixedTPM signing key); the quote signature; that only quoted PCR
-    values are supplied; and that pcrDigest equals the digest of those values.
+    The checks, in order:
+
+    1. The AK public key is a pinned trust anchor, or its certificate chains to
+       `anchors` and certifies the AK public area.
+    2. The AK is a restricted, fixedTPM signing key.
+    3. The quote signature verifies with the AK.
+    4. Only quoted PCR values are supplied, and pcrDigest is their digest.
+
     `nonce` is extraData. `instance_id` is the SHA-256 of the EK's
     SubjectPublicKeyInfo DER as the AK certificate's subject serialNumber names
     it, or, for a pinned AK or a certificate without it, SHA-256 of the AK's
