@@ -643,3 +643,75 @@ def test_swtpm_quote_fields_parse(swtpm_setup: TpmSetup) -> None:
     assert attest.extra_data == b"\x07" * 32
     assert attest.quote.pcr_select == (tpm.PcrSelection(SHA256, tuple(range(8))),)
     assert attest.clock_info.safe is True
+
+
+# --- a real GCE vTPM quote from the corpus ----------------------------------------------
+
+
+def protobuf_fields(data: bytes) -> list[tuple[int, int | bytes]]:
+    """Split protobuf wire format into (field number, varint or bytes); enough for attest.proto."""
+    fields: list[tuple[int, int | bytes]] = []
+    offset = 0
+
+    def varint() -> int:
+        nonlocal offset
+        value, shift = 0, 0
+        while True:
+            byte = data[offset]
+            offset += 1
+            value |= (byte & 0x7F) << shift
+            shift += 7
+            if not byte & 0x80:
+                return value
+
+    while offset < len(data):
+        key = varint()
+        number, wire_type = key >> 3, key & 7
+        if wire_type == 0:
+            fields.append((number, varint()))
+        elif wire_type == 2:
+            length = varint()
+            fields.append((number, data[offset : offset + length]))
+            offset += length
+        else:
+            raise AssertionError(f"unexpected wire type {wire_type}")
+    return fields
+
+
+def test_gce_quotes_parse_and_verify(corpus: Path) -> None:
+    data = (corpus / "tpm" / "gce-cos-85-nonce9009.attestation.pb").read_bytes()
+    fields = protobuf_fields(data)
+    ak_pub = next(value for number, value in fields if number == 1)
+    assert isinstance(ak_pub, bytes)
+    ak = tpm.parse_public(ak_pub)
+    assert ak.type == tpm.ALG_RSA
+    quotes = [value for number, value in fields if number == 2]
+    assert len(quotes) == 3
+    for quote_message in quotes:
+        assert isinstance(quote_message, bytes)
+        parts = dict(protobuf_fields(quote_message))
+        attest_bytes, signature_bytes, pcrs_message = parts[1], parts[2], parts[3]
+        assert isinstance(attest_bytes, bytes)
+        assert isinstance(signature_bytes, bytes)
+        assert isinstance(pcrs_message, bytes)
+        attest = tpm.parse_attest(attest_bytes)
+        signature = tpm.parse_signature(signature_bytes)
+        assert attest.extra_data == b"\x90\x09"
+        assert signature.name == "rsassa-sha256"
+        tpm.verify_quote_signature(attest.raw, signature, ak.public_key())
+
+        bank = 0
+        values: dict[tuple[int, int], bytes] = {}
+        for number, value in protobuf_fields(pcrs_message):
+            if number == 1:
+                assert isinstance(value, int)
+                bank = value
+            else:
+                assert isinstance(value, bytes)
+                entry = dict(protobuf_fields(value))
+                index, digest = entry.get(1, 0), entry[2]
+                assert isinstance(index, int)
+                assert isinstance(digest, bytes)
+                values[(bank, index)] = digest
+        tpm.check_pcr_digest(attest, values, signature.hash_alg)
+        assert attest.quote.pcr_select[0].pcrs == tuple(range(24))
