@@ -9,6 +9,7 @@ import sys
 from collections.abc import Sequence
 
 import attestnet
+from attestnet.cli.agent import add_agent_parser, add_attest_parser
 from attestnet.cli.bench import add_bench_parser
 from attestnet.cli.demo import add_demo_parser
 from attestnet.cli.verify import add_collateral_parser, add_verify_parser
@@ -36,6 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="log more: -v for progress, -vv for protocol details",
     )
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    add_agent_parser(subparsers)
+    add_attest_parser(subparsers)
     add_demo_parser(subparsers)
     add_bench_parser(subparsers)
     add_verify_parser(subparsers)
