@@ -162,8 +162,6 @@ def _json_object(data: bytes, what: str) -> dict[str, Any]:
     try:
         value = json.loads(data.decode("utf-8"), object_pairs_hook=reject_duplicates)
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-        if isinstance(exc, MalformedEvidence):
-            raise
         raise _malformed(f"JWT {what}: invalid JSON: {exc}") from None
     if not isinstance(value, dict):
         raise _malformed(f"JWT {what}: must be a JSON object")

@@ -39,6 +39,7 @@ __all__ = [
     "looks_like",
     "parse",
     "parse_claims",
+    "parse_software_components",
     "software_measurements",
     "verify",
 ]
@@ -248,6 +249,7 @@ def software_measurements(
 
 
 def claims_json(claims: PsaClaims) -> dict[str, Any]:
+    """Return the claims as JSON-friendly values (hex for bytes), for printing."""
     return {
         "profile": claims.profile,
         "legacy_profile": claims.legacy_profile,
