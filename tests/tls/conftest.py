@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import contextlib
 import hmac
+import select
 import socket
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass, replace
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 import cbor2
@@ -226,7 +228,7 @@ class RawPeer:
         sock = socket.create_connection(address, timeout=5)
         connection = SSL.Connection(context, sock)
         connection.set_connect_state()
-        connection.do_handshake()
+        _retry(sock, connection.do_handshake)
         return cls(sock, connection, identity)
 
     @classmethod
@@ -236,14 +238,16 @@ class RawPeer:
         client.settimeout(5)
         connection = SSL.Connection(_raw_context(identity), client)
         connection.set_accept_state()
-        connection.do_handshake()
+        _retry(client, connection.do_handshake)
         return cls(client, connection, identity)
 
     def exporter(self, label: bytes, context: bytes, length: int) -> bytes:
         return bytes(self.connection.export_keying_material(label, length, context))
 
     def send(self, data: bytes) -> None:
-        self.connection.sendall(data)
+        offset = 0
+        while offset < len(data):
+            offset += _retry(self.sock, partial(self.connection.send, data[offset:]))
 
     def send_frame(self, frame_type: FrameType, body: bytes) -> None:
         self.send(encode_frame(frame_type, body))
@@ -254,10 +258,25 @@ class RawPeer:
             if frame is not None:
                 return frame
             try:
-                data = self.connection.recv(65536)
+                data = _retry(self.sock, lambda: self.connection.recv(65536))
             except (SSL.ZeroReturnError, SSL.SysCallError):
                 raise EOFError("peer closed the connection") from None
             self.frames.feed(bytes(data))
+
+    def poll_frame(self) -> Frame | None:
+        """Return a frame if one is buffered or readable now, else None."""
+        frame = self.frames.next_frame()
+        if frame is not None:
+            return frame
+        if self.connection.pending() or select.select([self.sock], [], [], 0)[0]:
+            try:
+                self.frames.feed(bytes(self.connection.recv(65536)))
+            except SSL.WantReadError:
+                return None
+            except (SSL.ZeroReturnError, SSL.SysCallError):
+                raise EOFError("peer closed the connection") from None
+            return self.frames.next_frame()
+        return None
 
     def read_error_alert(self) -> int:
         """Read frames until an ERROR frame; return its alert code."""
@@ -292,6 +311,19 @@ class RawPeer:
         with contextlib.suppress(SSL.Error, OSError):
             self.connection.shutdown()
         self.sock.close()
+
+
+def _retry(sock: socket.socket, operation: Callable[[], Any]) -> Any:
+    """Run a pyOpenSSL call on a socket with a timeout, waiting up to 5 s per step."""
+    while True:
+        try:
+            return operation()
+        except SSL.WantReadError:
+            ready = select.select([sock], [], [], 5)[0]
+        except SSL.WantWriteError:
+            ready = select.select([], [sock], [], 5)[1]
+        if not ready:
+            raise TimeoutError("raw peer timed out")
 
 
 def _raw_context(identity: Identity) -> SSL.Context:

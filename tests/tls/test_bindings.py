@@ -11,9 +11,9 @@ from attestnet.tls import Binding, Role, connect
 from attestnet.tls.aio import AsyncAttestedConnection, open_connection, start_server
 from attestnet.tls.session import TIMING_PHASES
 from tests.tls.conftest import (
+    SampleResult,
     SignatureAppraiser,
     SigningAttester,
-    SampleResult,
     echo_once,
     make_config,
 )
