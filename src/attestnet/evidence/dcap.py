@@ -209,24 +209,7 @@ class QeCertificationData:
     qe_auth_data: bytes
     certification_data_type: int
     certification_data: bytes
-
-    def pck_chain(self) -> list[x509.Certificate]:
-        """Parse the nested PEM PCK chain (leaf first), ignoring the trailing NUL."""
-        if self.certification_data_type != CERT_DATA_PCK_CHAIN:
-            raise ChainError(
-                "pck certificate chain",
-                "the quote carries no PCK certificate chain; only certification data "
-                "type 5 (PEM chain) is supported",
-                claim="certification_data_type",
-                expected=CERT_DATA_PCK_CHAIN,
-                actual=self.certification_data_type,
-            )
-        pem = self.certification_data.rstrip(b"\x00")
-        try:
-            chain = x509.load_pem_x509_certificates(pem)
-        except ValueError as exc:
-            raise _malformed(f"PCK certificate chain is not PEM: {exc}") from None
-        return chain
+    pck_chain: tuple[x509.Certificate, ...]  # type 5 only, leaf first; else empty
 
 
 @dataclass(frozen=True)
@@ -336,7 +319,21 @@ def _parse_qe_report_data(reader: _Reader) -> QeCertificationData:
     cert_type = reader.u16("certification data type")
     cert_size = reader.u32("certification data size")
     cert_data = reader.take(cert_size, "certification data")
-    return QeCertificationData(qe_report, qe_report_signature, qe_auth_data, cert_type, cert_data)
+    chain = _parse_pck_chain(cert_data) if cert_type == CERT_DATA_PCK_CHAIN else ()
+    return QeCertificationData(
+        qe_report, qe_report_signature, qe_auth_data, cert_type, cert_data, chain
+    )
+
+
+def _parse_pck_chain(pem: bytes) -> tuple[x509.Certificate, ...]:
+    """Parse the PEM PCK chain, ignoring the NUL that terminates it in real quotes."""
+    try:
+        chain = x509.load_pem_x509_certificates(pem.rstrip(b"\x00"))
+        for cert in chain:
+            dc.check_certificate_fields(cert)
+    except dc.CERTIFICATE_ERRORS as exc:
+        raise _malformed(f"PCK certificate chain is not valid PEM X.509: {exc}") from None
+    return tuple(chain)
 
 
 def _parse_signature_data(data: bytes, version: int) -> tuple[bytes, bytes, QeCertificationData]:
@@ -596,7 +593,16 @@ def verify(
     )
     evidence.passed("quote signature", "header and body signed by the attestation key")
 
-    chain = quote.qe.pck_chain()
+    chain = quote.qe.pck_chain
+    if quote.qe.certification_data_type != CERT_DATA_PCK_CHAIN:
+        raise ChainError(
+            "pck certificate chain",
+            "the quote carries no PCK certificate chain; only certification data "
+            "type 5 (PEM chain) is supported",
+            claim="certification_data_type",
+            expected=CERT_DATA_PCK_CHAIN,
+            actual=quote.qe.certification_data_type,
+        )
     if not chain:
         raise ChainError("pck certificate chain", "the PCK certificate chain is empty")
     pck_leaf = chain[0]

@@ -30,15 +30,18 @@ from datetime import datetime
 from typing import Any
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 
 from attestnet.errors import VerificationError
 
 __all__ = [
+    "CERTIFICATE_ERRORS",
     "SGX_EXTENSION_OID",
     "DcapCollateral",
     "PckExtensions",
     "SignedDocument",
     "TcbMatch",
+    "check_certificate_fields",
     "converge_status",
     "gather_collateral",
     "json_member_text",
@@ -62,6 +65,22 @@ TCB_STATUSES = (
     "OutOfDateConfigurationNeeded",
     "Revoked",
 )
+
+
+# What `cryptography` raises for a certificate that loads but has an invalid field.
+CERTIFICATE_ERRORS: tuple[type[Exception], ...] = (
+    ValueError,
+    UnsupportedAlgorithm,
+    x509.InvalidVersion,
+    x509.DuplicateExtension,
+    x509.UnsupportedGeneralNameType,
+)
+
+
+def check_certificate_fields(cert: x509.Certificate) -> None:
+    """Decode the fields that `cryptography` parses lazily; raises one of CERTIFICATE_ERRORS."""
+    _ = (cert.subject, cert.issuer, cert.extensions, cert.signature_hash_algorithm)
+    _ = (cert.not_valid_before_utc, cert.not_valid_after_utc, cert.public_key())
 
 
 def _collateral_error(message: str, **kwargs: Any) -> VerificationError:
@@ -284,8 +303,11 @@ class DcapCollateral:
 def _pem_chain(obj: dict[str, Any], key: str, where: str) -> tuple[x509.Certificate, ...]:
     text = _field(obj, key, str, where)
     try:
-        return tuple(x509.load_pem_x509_certificates(text.encode()))
-    except ValueError:
+        chain = tuple(x509.load_pem_x509_certificates(text.encode()))
+        for cert in chain:
+            check_certificate_fields(cert)
+        return chain
+    except CERTIFICATE_ERRORS:
         raise _collateral_error(f"{where}: {key} is not a PEM certificate chain") from None
 
 

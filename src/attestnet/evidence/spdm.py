@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from attestnet.errors import ChainError, MalformedEvidence, SignatureError
+from attestnet.evidence.dcap_collateral import CERTIFICATE_ERRORS, check_certificate_fields
 from attestnet.evidence.model import Collateral, TrustAnchors, VerifiedEvidence
 from attestnet.evidence.signatures import verify_signature
 from attestnet.evidence.x509chain import verify_chain
@@ -252,6 +253,14 @@ def _leaf_and_pool(
             expected="leaf, intermediates",
             actual="none",
         )
+    for cert in certificates:
+        try:
+            check_certificate_fields(cert)
+        except CERTIFICATE_ERRORS as exc:
+            raise ChainError(
+                "device certificate chain",
+                f"a certificate in the chain has an invalid field: {exc}",
+            ) from None
     issuers = {c.issuer for c in certificates if c.issuer != c.subject}
     leaves = [c for c in certificates if c.subject not in issuers]
     leaves.sort(key=_is_ca)
