@@ -21,6 +21,7 @@ from typing import Any
 
 import cbor2
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
@@ -342,7 +343,7 @@ def _crypto_key(value: Any, where: str) -> CryptoKey:
             if isinstance(inner, bytes):
                 inner = decode_cbor(inner, FORMAT, f"{where} COSE_Key")
             public_key = cose_key_to_public_key(inner, FORMAT, f"{where} COSE_Key")
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
         raise _malformed(f"{where}: invalid {typed.type}: {exc}") from None
     return CryptoKey(typed.type, typed.value, public_key)
 
