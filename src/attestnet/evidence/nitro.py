@@ -29,6 +29,7 @@ from typing import Any
 
 import cbor2
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
@@ -67,6 +68,8 @@ _MAX_PUBLIC_KEY_SIZE = 1024
 _MAX_USER_DATA_SIZE = 512
 _MAX_NONCE_SIZE = 512
 _MAX_PCRS = 32
+# The spec allows any uint64; Python's datetime ends at 9999-12-31T23:59:59.999Z.
+_MAX_TIMESTAMP = 253402300799999
 _PCR_SIZES = (32, 48, 64)
 _DIGESTS = ("SHA384",)
 # PCRs 0, 1 and 2 (enclave image, kernel and bootstrap, application) read as zeros
@@ -156,9 +159,8 @@ def _bytes_field(payload: dict[str, Any], name: str, minimum: int, maximum: int)
 
 
 def _optional_bytes(payload: dict[str, Any], name: str, maximum: int) -> bytes | None:
-    # The NSM encodes an absent optional field as null; the AWS rules say "no field
-    # content can be null", but real documents (Evervault's among them) carry
-    # public_key: null, so null is read as absent.
+    # AWS's syntactic rules reject null field content, but real documents (Evervault's
+    # GA document among them) carry public_key: null, so null is read as absent.
     if payload.get(name) is None:
         return None
     minimum = 1 if name == "public_key" else 0
@@ -190,7 +192,7 @@ def _parse_payload(payload_bytes: bytes) -> AttestationDocument:
         raise _malformed(f"payload has unknown fields {unknown!r}")
     missing = [k for k in _REQUIRED_FIELDS if payload.get(k) is None]
     if missing:
-        raise _malformed(f"payload lacks required fields {missing}")
+        raise _malformed(f"payload is missing required fields {missing}")
 
     module_id = payload["module_id"]
     if not isinstance(module_id, str) or not module_id:
@@ -199,8 +201,8 @@ def _parse_payload(payload_bytes: bytes) -> AttestationDocument:
     if digest not in _DIGESTS:
         raise _malformed(f"digest {digest!r} is not one of {_DIGESTS}")
     timestamp = payload["timestamp"]
-    if type(timestamp) is not int or not 0 < timestamp < 2**64:
-        raise _malformed(f"timestamp {timestamp!r} is not a positive 64-bit integer")
+    if type(timestamp) is not int or not 0 < timestamp <= _MAX_TIMESTAMP:
+        raise _malformed(f"timestamp {timestamp!r} is not in 1..{_MAX_TIMESTAMP} ms")
 
     cabundle = payload["cabundle"]
     if not isinstance(cabundle, list) or not cabundle:
@@ -270,10 +272,20 @@ def looks_like(data: bytes) -> bool:
 
 
 def _load_certificate(der: bytes, what: str) -> x509.Certificate:
+    """Load a DER certificate and parse every part that verification reads.
+
+    cryptography parses names, extensions and keys lazily, so a broken field would
+    otherwise raise ValueError later, inside path validation.
+    """
     try:
-        return x509.load_der_x509_certificate(der)
-    except ValueError as exc:
-        raise _malformed(f"{what} is not a DER certificate: {exc}") from None
+        certificate = x509.load_der_x509_certificate(der)
+        _ = (certificate.subject, certificate.issuer, certificate.extensions)
+        _ = (certificate.not_valid_before_utc, certificate.not_valid_after_utc)
+        _ = (certificate.signature_hash_algorithm, certificate.signature_algorithm_parameters)
+        certificate.public_key()
+    except (ValueError, UnsupportedAlgorithm, x509.DuplicateExtension, x509.InvalidVersion) as exc:
+        raise _malformed(f"{what} is not a valid DER certificate: {exc}") from None
+    return certificate
 
 
 def _claims(signed: SignedDocument, leaf: x509.Certificate) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
@@ -401,9 +402,16 @@ def load_vcek(der: bytes) -> x509.Certificate:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", CryptographyDeprecationWarning)
-            return x509.load_der_x509_certificate(der)
-    except ValueError as exc:
-        raise MalformedEvidence(FORMAT, f"VCEK is not a DER certificate: {exc}") from None
+            certificate = x509.load_der_x509_certificate(der)
+        # cryptography parses lazily: read every part verification uses, so that a broken
+        # field raises here and not later inside path validation.
+        _ = (certificate.subject, certificate.issuer, certificate.extensions)
+        _ = (certificate.not_valid_before_utc, certificate.not_valid_after_utc)
+        _ = (certificate.signature_hash_algorithm, certificate.signature_algorithm_parameters)
+        certificate.public_key()
+    except (ValueError, UnsupportedAlgorithm, x509.DuplicateExtension, x509.InvalidVersion) as exc:
+        raise MalformedEvidence(FORMAT, f"VCEK is not a valid DER certificate: {exc}") from None
+    return certificate
 
 
 def _extension_bytes(cert: x509.Certificate, oid: x509.ObjectIdentifier) -> bytes | None:
