@@ -9,13 +9,20 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
+import warnings
 from pathlib import Path
 from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
-from cryptography.hazmat.primitives.serialization import load_der_public_key, load_pem_public_key
+from cryptography.hazmat.primitives.serialization import (
+    load_der_public_key,
+    load_pem_private_key,
+    load_pem_public_key,
+)
+from cryptography.utils import CryptographyDeprecationWarning
 
 from attestnet.errors import ConfigError
 from attestnet.evidence.model import Collateral, TrustAnchors
@@ -29,11 +36,30 @@ __all__ = [
     "parse_anchors",
 ]
 
+logger = logging.getLogger(__name__)
+
 _CURVES: dict[str, ec.EllipticCurve] = {
     "P-256": ec.SECP256R1(),
     "P-384": ec.SECP384R1(),
     "P-521": ec.SECP521R1(),
 }
+
+
+def _load_der_certificate(data: bytes) -> x509.Certificate:
+    # AMD VCEK certificates carry serial number 0 and Google's TPM EK/AK CA names
+    # exceed the 64-character limit of X.520 attributes; both are real hardware
+    # chains, so cryptography's warnings about them are silenced here.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CryptographyDeprecationWarning)
+        warnings.simplefilter("ignore", UserWarning)
+        return x509.load_der_x509_certificate(data)
+
+
+def _load_pem_certificates(data: bytes) -> list[x509.Certificate]:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CryptographyDeprecationWarning)
+        warnings.simplefilter("ignore", UserWarning)
+        return x509.load_pem_x509_certificates(data)
 
 
 def _b64url(value: str) -> bytes:
@@ -62,6 +88,17 @@ def jwk_to_public_key(jwk: dict[str, Any]) -> PublicKeyTypes:
     )
 
 
+def _public_from_private_pem(data: bytes, source: str) -> PublicKeyTypes:
+    # Test vectors (PSA, CoRIM) often publish only the private key PEM of a test
+    # key; the anchor is its public half, and the private half is discarded.
+    try:
+        private_key = load_pem_private_key(data, password=None)
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"{source}: invalid PEM private key: {exc}") from None
+    logger.warning("%s is a private key; using only its public key as a trust anchor", source)
+    return private_key.public_key()
+
+
 def parse_anchors(data: bytes, source: str = "anchor") -> TrustAnchors:
     """Parse one anchor file's content: certificates, a public key or a JWK (Set)."""
     stripped = data.strip()
@@ -79,7 +116,7 @@ def parse_anchors(data: bytes, source: str = "anchor") -> TrustAnchors:
         certificates: tuple[x509.Certificate, ...] = ()
         if b"CERTIFICATE-----" in stripped:
             try:
-                certificates = tuple(x509.load_pem_x509_certificates(stripped))
+                certificates = tuple(_load_pem_certificates(stripped))
             except ValueError as exc:
                 raise ConfigError(f"{source}: invalid PEM certificate: {exc}") from None
         public_keys: tuple[PublicKeyTypes, ...] = ()
@@ -88,12 +125,14 @@ def parse_anchors(data: bytes, source: str = "anchor") -> TrustAnchors:
                 public_keys = (load_pem_public_key(stripped),)
             except ValueError as exc:
                 raise ConfigError(f"{source}: invalid PEM public key: {exc}") from None
+        if not public_keys and b"PRIVATE KEY-----" in stripped:
+            public_keys = (_public_from_private_pem(stripped, source),)
         if certificates or public_keys:
             return TrustAnchors(certificates, public_keys)
-        raise ConfigError(f"{source}: PEM file holds neither a CERTIFICATE nor a PUBLIC KEY")
+        raise ConfigError(f"{source}: PEM file holds no CERTIFICATE, PUBLIC KEY or PRIVATE KEY")
 
     try:
-        return TrustAnchors(certificates=(x509.load_der_x509_certificate(data),))
+        return TrustAnchors(certificates=(_load_der_certificate(data),))
     except ValueError:
         pass
     try:
@@ -139,7 +178,7 @@ def load_collateral_file(path: str | Path) -> Collateral:
         crls: list[x509.CertificateRevocationList] = []
         try:
             if b"CERTIFICATE-----" in stripped:
-                certificates = tuple(x509.load_pem_x509_certificates(stripped))
+                certificates = tuple(_load_pem_certificates(stripped))
             for block in stripped.split(b"-----BEGIN X509 CRL-----")[1:]:
                 crls.append(x509.load_pem_x509_crl(b"-----BEGIN X509 CRL-----" + block))
         except ValueError as exc:
@@ -147,7 +186,7 @@ def load_collateral_file(path: str | Path) -> Collateral:
         return Collateral(certificates=certificates, crls=tuple(crls))
 
     try:
-        return Collateral(certificates=(x509.load_der_x509_certificate(data),))
+        return Collateral(certificates=(_load_der_certificate(data),))
     except ValueError:
         pass
     try:
