@@ -1,6 +1,6 @@
 """Tests of the Intel DCAP (TDX and SGX) quote verifier.
 
-The corpus holds two real TDX quotes with collateral. SGX quotes, TD report 1.5
+The corpus contains two real TDX quotes with collateral. SGX quotes, TD report 1.5
 module identities, revoked PCK certificates and other negative cases are built here
 at run time: a throwaway root CA, PCK Platform CA, PCK leaf with the SGX extension,
 TCB signing certificate, CRLs, signed TCB info and QE identity, and the quote itself.
@@ -484,6 +484,7 @@ class QuoteSpec:
     pck_components: list[int] = field(default_factory=lambda: [4] * 16)
     pck_pce_svn: int = 13
     revoke_pck: bool = False
+    revoke_platform_ca: bool = False
     debug: bool = False
     qe_isv_svn: int = 8
     qe_mrsigner: bytes = QE_MRSIGNER
@@ -671,7 +672,8 @@ def build(spec: QuoteSpec | None = None) -> tuple[bytes, Collateral, TrustAnchor
     qe_identity_text = json.dumps(_qe_identity(spec), separators=(",", ":"))
     revoked = (pck_cert.serial_number,) if spec.revoke_pck else ()
     pck_crl = _crl("Test SGX PCK Platform CA", pki.ca_key, revoked)
-    root_crl = _crl("Test SGX Root CA", pki.root_key)
+    revoked_cas = (pki.ca_cert.serial_number,) if spec.revoke_platform_ca else ()
+    root_crl = _crl("Test SGX Root CA", pki.root_key, revoked_cas)
     document = {
         "pck_crl_issuer_chain": _pem(pki.ca_cert, pki.root_cert),
         "root_ca_crl": root_crl.public_bytes(serialization.Encoding.DER).hex(),
@@ -728,6 +730,44 @@ def test_sgx_revoked_pck_fails() -> None:
     with pytest.raises(ChainError) as info:
         _verify(QuoteSpec(revoke_pck=True))
     assert info.value.check == "certificate revocation"
+
+
+def test_sgx_revoked_platform_ca_fails() -> None:
+    with pytest.raises(ChainError) as info:
+        _verify(QuoteSpec(revoke_platform_ca=True))
+    assert info.value.check == "certificate revocation"
+    assert "PCK Platform CA" in str(info.value)
+
+
+def _pcs_collateral(
+    document: dict[str, Any], crl_keys: tuple[str, ...], *, raw_text: bool = True
+) -> Collateral:
+    """Re-shape QuoteCollateralV3 collateral as Intel PCS responses plus PEM/DER files."""
+    tcb_info_response = (
+        f'{{"tcbInfo":{document["tcb_info"]},"signature":"{document["tcb_info_signature"]}"}}'
+    )
+    qe_identity_response = (
+        f'{{"enclaveIdentity":{document["qe_identity"]},'
+        f'"signature":"{document["qe_identity_signature"]}"}}'
+    )
+    documents: tuple[tuple[str, Any], ...] = (
+        ("tcb.json", tcb_info_response),
+        ("qe.json", qe_identity_response),
+    )
+    if not raw_text:
+        documents = tuple((name, json.loads(text)) for name, text in documents)
+    crls = tuple(x509.load_der_x509_crl(bytes.fromhex(document[key])) for key in crl_keys)
+    return Collateral(certificates=(_PKI.tcb_cert, _PKI.root_cert), crls=crls, documents=documents)
+
+
+def test_sgx_missing_pck_crl_fails_closed() -> None:
+    quote, collateral, anchors = build()
+    _, document = collateral.documents[0]
+    only_root_crl = _pcs_collateral(document, ("root_ca_crl",))
+    with pytest.raises(ChainError) as info:
+        dcap.verify(quote, anchors=anchors, at=AT, collateral=only_root_crl)
+    assert info.value.check == "pck certificate revocation"
+    assert "PCK Platform CA" in str(info.value.expected)
 
 
 def test_sgx_wrong_root_fails() -> None:
@@ -905,27 +945,7 @@ def test_sgx_malformed_collateral_fails_as_verification_error() -> None:
 def test_sgx_pcs_shaped_collateral(raw_text: bool) -> None:
     quote, collateral, anchors = build()
     _, document = collateral.documents[0]
-    tcb_info_response = (
-        f'{{"tcbInfo":{document["tcb_info"]},"signature":"{document["tcb_info_signature"]}"}}'
-    )
-    qe_identity_response = (
-        f'{{"enclaveIdentity":{document["qe_identity"]},'
-        f'"signature":"{document["qe_identity_signature"]}"}}'
-    )
-    documents: tuple[tuple[str, Any], ...]
-    if raw_text:
-        documents = (("tcb.json", tcb_info_response), ("qe.json", qe_identity_response))
-    else:
-        documents = (
-            ("tcb.json", json.loads(tcb_info_response)),
-            ("qe.json", json.loads(qe_identity_response)),
-        )
-    crls = tuple(
-        x509.load_der_x509_crl(bytes.fromhex(document[key])) for key in ("pck_crl", "root_ca_crl")
-    )
-    pcs_collateral = Collateral(
-        certificates=(_PKI.tcb_cert, _PKI.root_cert), crls=crls, documents=documents
-    )
+    pcs_collateral = _pcs_collateral(document, ("pck_crl", "root_ca_crl"), raw_text=raw_text)
     evidence = dcap.verify(quote, anchors=anchors, at=AT, collateral=pcs_collateral)
     assert evidence.claims["tcb_status"] == "UpToDate"
 

@@ -1,6 +1,6 @@
 """Tests of the NVIDIA SPDM measurement report verifier.
 
-The corpus holds a real Hopper report, its certificate chain, the NVIDIA Device
+The corpus contains a real Hopper report, its certificate chain, the NVIDIA Device
 Identity CA and a chain with a missing link. Reports for the other cases (expired
 leaf, SPDM 1.0, P-256) are built here with a throwaway chain.
 """
@@ -152,7 +152,7 @@ def test_corpus_chain_order_does_not_matter(
 @pytest.mark.parametrize(
     "position",
     [
-        2,  # request param1 (attributes), still asks for a signature
+        2,  # request param1 (attributes), signature still requested
         3,  # request param2 (operation)
         10,  # requester nonce
         36,  # SlotIDParam

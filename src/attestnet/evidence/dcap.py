@@ -437,11 +437,15 @@ def _attestation_public_key(raw: bytes) -> ec.EllipticCurvePublicKey:
 
 
 def _check_revocation_coverage(
-    path: Sequence[x509.Certificate], crls: Sequence[x509.CertificateRevocationList]
+    path: Sequence[x509.Certificate],
+    anchors: TrustAnchors,
+    crls: Sequence[x509.CertificateRevocationList],
 ) -> None:
     """Fail closed: every non-anchor certificate of the PCK path needs its issuer's CRL."""
     issuers = {crl.issuer for crl in crls}
-    for cert in path[:-1]:
+    for cert in path:
+        if cert in anchors.certificates:
+            continue
         if cert.issuer not in issuers:
             raise ChainError(
                 "pck certificate revocation",
@@ -549,14 +553,14 @@ def _evaluation_number(body: dict[str, Any]) -> int:
 
 
 def _select_qe_identity(collateral: dc.DcapCollateral, tee: str) -> dc.SignedDocument:
-    wanted = "TD_QE" if tee == "TDX" else "QE"
-    matching = [d for d in collateral.qe_identities if d.body.get("id", "QE") == wanted]
+    expected_id = "TD_QE" if tee == "TDX" else "QE"
+    matching = [d for d in collateral.qe_identities if d.body.get("id", "QE") == expected_id]
     if not matching:
         raise VerificationError(
             "qe identity",
             "collateral has no QE identity for this quote",
             claim="enclaveIdentity.id",
-            expected=wanted,
+            expected=expected_id,
             actual=[d.body.get("id") for d in collateral.qe_identities] or "no QE identity",
         )
     return max(matching, key=lambda d: _evaluation_number(d.body))
@@ -609,7 +613,7 @@ def verify(
     path = verify_chain(
         pck_leaf, anchors, at, Collateral(crls=gathered.crls), intermediates=chain[1:]
     )
-    _check_revocation_coverage(path, gathered.crls)
+    _check_revocation_coverage(path, anchors, gathered.crls)
     evidence.passed(
         "pck certificate chain",
         " -> ".join(c.subject.rfc4514_string() for c in path) + ", none revoked",

@@ -508,18 +508,18 @@ def tdx_module_match(
         where = "TCB info tdxModule"
     else:
         identities = _field(tcb_info, "tdxModuleIdentities", list, "TCB info")
-        wanted = f"TDX_{version:02X}"
-        found = [i for i in identities if isinstance(i, dict) and i.get("id") == wanted]
+        expected_id = f"TDX_{version:02X}"
+        found = [i for i in identities if isinstance(i, dict) and i.get("id") == expected_id]
         if not found:
             raise VerificationError(
                 "tdx module identity",
                 "TCB info has no identity for this TDX module version",
                 claim="tdxModuleIdentities.id",
-                expected=wanted,
+                expected=expected_id,
                 actual=[i.get("id") for i in identities if isinstance(i, dict)],
             )
         identity = found[0]
-        where = f"TCB info tdxModuleIdentities {wanted}"
+        where = f"TCB info tdxModuleIdentities {expected_id}"
 
     expected_signer = _hex_field(identity, "mrsigner", where, 48)
     if mr_signer_seam != expected_signer:
@@ -549,7 +549,7 @@ def tdx_module_match(
             "tcb status",
             "TCB level not supported: the TDX module SVN is below every level",
             claim="tee_tcb_svn[0]",
-            expected=f">= the lowest isvsvn of {wanted}",
+            expected=f">= the lowest isvsvn of {expected_id}",
             actual=tee_tcb_svn[0],
         )
     return result

@@ -150,7 +150,7 @@ def _parse_blocks(record: bytes, count: int) -> tuple[MeasurementBlock, ...]:
             MeasurementBlock(index, value_type & 0x7F, bool(value_type & _RAW_BITSTREAM), value)
         )
     if len(blocks) != count:
-        raise _malformed(f"NumberOfBlocks is {count} but the record holds {len(blocks)} blocks")
+        raise _malformed(f"NumberOfBlocks is {count} but the record contains {len(blocks)} blocks")
     indices = [b.index for b in blocks]
     if len(set(indices)) != len(indices):
         raise _malformed("measurement record repeats a block index")
