@@ -348,7 +348,7 @@ def raw_listener() -> Iterator[socket.socket]:
 
 
 def run_in_thread(function: Callable[[], Any]) -> Future[Any]:
-    """Run `function` in a daemon thread; the future holds its result or exception."""
+    """Run `function` in a daemon thread; the future contains its result or exception."""
     future: Future[Any] = Future()
 
     def target() -> None:

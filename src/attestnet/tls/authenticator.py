@@ -194,7 +194,7 @@ def build_authenticator(
     sender_is_server: bool,
     hash_algorithm: hashes.HashAlgorithm,
 ) -> bytes:
-    """Return Certificate || CertificateVerify || Finished answering `request`.
+    """Return Certificate || CertificateVerify || Finished in response to `request`.
 
     `certificate_chain` is DER, end-entity first; `cmw` goes into the first entry's
     cmw_attestation extension.
@@ -288,10 +288,10 @@ def verify_authenticator(
 ) -> VerifiedAuthenticator:
     """Verify an authenticator against the request this side sent.
 
-    Checks, in order: the context echoes the request's, the certificate list is not
-    empty, cmw_attestation is present in the first entry only and no extension was
-    left unoffered, CertificateVerify verifies under the end-entity key with an
-    offered scheme, and Finished matches (constant-time).
+    Checks, in order: the context echoes the request's, and the certificate list is not
+    empty. cmw_attestation is in the first entry only, and no entry carries an extension
+    the request did not offer. CertificateVerify verifies under the end-entity key with
+    an offered scheme. Finished matches, compared in constant time.
     """
     certificate = authenticator.certificate
     if authenticator.certificate_verify is None:

@@ -1,7 +1,7 @@
 """Blocking adapter: attested TLS over sockets with a socket-backed pyOpenSSL Connection.
 
-The socket is non-blocking (waits go through `select`) until the handshake and the
-attestation exchange are done within `config.handshake_timeout`; after that it is
+The socket is non-blocking, with waits through `select`, until the handshake and the
+attestation exchange are done within `config.handshake_timeout`. After that it is
 blocking, so application data moves at pyOpenSSL's socket speed.
 """
 
@@ -47,7 +47,7 @@ _READ_SIZE = 65536
 
 
 class AttestedConnection:
-    """A TLS 1.3 connection whose peer has been appraised as the configuration asks.
+    """A TLS 1.3 connection whose peer has been appraised as the configuration requires.
 
     `peer_result`, `peer_certificate`, `peer_tik`, `binding` and `timings` describe
     the attestation; `recv`, `sendall` and `close` move application data.

@@ -25,7 +25,7 @@ from enum import Enum
 from typing import Any
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import hashes
 
 from attestnet.errors import VerificationError
 from attestnet.tls.authenticator import (
@@ -126,8 +126,7 @@ class AttestationSession:
         self._length = exporter_length
         self._cmw_type = cmw_extension_type
         self._max_frame_size = max_frame_size
-        self._log = logging.LoggerAdapter(logger, {"connection_id": connection_id})
-        self._connection_id = connection_id
+        self._log = _ConnectionLog(logger, {"connection_id": connection_id})
 
         self._frames = FrameBuffer(max_frame_size)
         self._outgoing = bytearray()
@@ -372,11 +371,14 @@ class AttestationSession:
         self._done_sent = True
 
 
+class _ConnectionLog(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """Prefix each message with the connection id."""
+
+    def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
+        return f"[{self.extra['connection_id'] if self.extra else '-'}] {msg}", kwargs
+
+
 def _fingerprint(der: bytes) -> str:
     digest = hashes.Hash(hashes.SHA256())
     digest.update(der)
     return "sha256:" + digest.finalize().hex()
-
-
-def certificate_der(certificate: x509.Certificate) -> bytes:
-    return certificate.public_bytes(serialization.Encoding.DER)
