@@ -85,7 +85,8 @@ class Policy:
                     f"values; add [reference_values.{format}]"
                 )
         if self.unsafe_skip_reference_values:
-            logger.warning(
+            # The verifier logs a warning each time it skips them; this is the set-up note.
+            logger.info(
                 "policy %r sets unsafe_skip_reference_values: measurements are not appraised",
                 self.id,
             )

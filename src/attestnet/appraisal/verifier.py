@@ -53,8 +53,19 @@ class AppraisalResult:
     evidence: VerifiedEvidence
     checks: list[str]
     policy_id: str
-    ear: str | None = None
-    timings: dict[str, float] = field(default_factory=dict)
+    _sign_ear: Callable[[], str] | None = field(default=None, repr=False)
+    _ear: str | None = field(default=None, repr=False)
+
+    @property
+    def ear(self) -> str | None:
+        """The signed EAR JWT, or None when the verifier has no EAR key.
+
+        It is signed on first access: a relying party that acts on the result in
+        process (attested TLS) does not pay for a signature it never reads.
+        """
+        if self._ear is None and self._sign_ear is not None:
+            self._ear = self._sign_ear()
+        return self._ear
 
 
 class _Checklist:
@@ -193,14 +204,16 @@ class Verifier:
             checks=checklist.passed,
             policy_id=policy.id,
         )
-        if self._issuer is not None:
+        issuer = self._issuer
+        if issuer is not None:
             submod = {
                 "ear.status": status,
-                "ear.trustworthiness-vector": vector,
+                "ear.trustworthiness-vector": dict(vector),
                 "ear.appraisal-policy-id": policy.id,
             }
-            result.ear = self._issuer.issue(
-                {format: submod}, at=at, nonce=binder, lifetime_seconds=self.ear_lifetime_seconds
+            lifetime = self.ear_lifetime_seconds
+            result._sign_ear = lambda: issuer.issue(
+                {format: submod}, at=at, nonce=binder, lifetime_seconds=lifetime
             )
         logger.debug("appraisal of %s evidence passed with status %s", format, status)
         return result

@@ -15,7 +15,8 @@ from attestnet.cli._common import collateral_cache_dir, parse_hex, parse_time, r
 from attestnet.errors import ConfigError, MalformedEvidence, VerificationError
 from attestnet.evidence import registry
 from attestnet.evidence.anchors import load_anchors, load_collateral, load_collateral_file
-from attestnet.evidence.model import Collateral
+from attestnet.evidence.model import Collateral, TrustAnchors
+from attestnet.evidence.psa import load_hmac_key
 
 __all__ = ["add_collateral_parser", "add_verify_parser"]
 
@@ -43,6 +44,12 @@ def add_verify_parser(subparsers: Any) -> None:
         type=Path,
         metavar="FILE",
         help="trust anchor: PEM or DER certificate or bundle, PEM public key, or JWK; repeatable",
+    )
+    parser.add_argument(
+        "--hmac-key",
+        type=Path,
+        metavar="FILE",
+        help="raw symmetric key file for MAC-protected evidence (PSA COSE_Mac0)",
     )
     parser.add_argument(
         "--collateral",
@@ -129,10 +136,13 @@ def _nonce_matches(expected: bytes, actual: bytes | None) -> bool:
 def _build_verifier(args: argparse.Namespace, format: str) -> Verifier:
     if args.policy is not None:
         return Verifier(load_policy(args.policy))
-    if not args.anchor:
+    if not args.anchor and args.hmac_key is None:
         raise ConfigError(
             f"no trust anchor for {format} evidence; give --anchor FILE (or --policy FILE)"
         )
+    anchors = load_anchors(args.anchor)
+    if args.hmac_key is not None:
+        anchors = anchors.merged(TrustAnchors(symmetric_keys=(load_hmac_key(args.hmac_key),)))
     collateral = load_collateral(args.collateral)
     cache = collateral_cache_dir()
     if not args.no_cache and cache.is_dir():
@@ -140,7 +150,7 @@ def _build_verifier(args: argparse.Namespace, format: str) -> Verifier:
     policy = Policy(
         id="signatures-and-chains-only",
         allowed=frozenset({format}),
-        anchors={format: load_anchors(args.anchor)},
+        anchors={format: anchors},
         collateral={format: collateral} if collateral != Collateral() else {},
         unsafe_skip_reference_values=True,
         debug_allowed=True,

@@ -33,13 +33,17 @@ class TrustAnchors:
 
     certificates: tuple[x509.Certificate, ...] = ()
     public_keys: tuple[PublicKeyTypes, ...] = ()
+    symmetric_keys: tuple[bytes, ...] = field(default=(), repr=False)
+    """Secret keys for MAC-protected evidence (PSA COSE_Mac0); never logged."""
 
     def is_empty(self) -> bool:
-        return not self.certificates and not self.public_keys
+        return not self.certificates and not self.public_keys and not self.symmetric_keys
 
     def merged(self, other: TrustAnchors) -> TrustAnchors:
         return TrustAnchors(
-            self.certificates + other.certificates, self.public_keys + other.public_keys
+            self.certificates + other.certificates,
+            self.public_keys + other.public_keys,
+            self.symmetric_keys + other.symmetric_keys,
         )
 
 

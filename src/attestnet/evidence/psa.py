@@ -302,6 +302,8 @@ def verify(
     evidence = VerifiedEvidence(format=FORMAT, verified_at=at, claims=claims_json(token.claims))
     message = token.message
     if message.kind == "Mac0":
+        if hmac_key is None and len(anchors.symmetric_keys) == 1:
+            hmac_key = anchors.symmetric_keys[0]
         if hmac_key is None:
             raise VerificationError(
                 "mac", "COSE_Mac0 PSA token needs a symmetric IAK; pass hmac_key"

@@ -51,7 +51,7 @@ _recorder: ContextVar[list[SignatureCheck] | None] = ContextVar("_recorder", def
 
 @contextmanager
 def record_signatures() -> Iterator[list[SignatureCheck]]:
-    """Collect every check made through `verify_signature` inside the block."""
+    """Collect every check that passed through `verify_signature` inside the block."""
     checks: list[SignatureCheck] = []
     token = _recorder.set(checks)
     try:
@@ -140,13 +140,15 @@ def verify_signature(
     if scheme != "eddsa" and hash_algorithm is None:
         raise SignatureError(check, f"{what}: no hash algorithm given for {scheme}")
     entry = SignatureCheck(key, signature, data, scheme, hash_algorithm)
-    recorder = _recorder.get()
-    if recorder is not None:
-        recorder.append(entry)
     try:
         _verify(entry)
     except (InvalidSignature, ValueError):
         raise SignatureError(check, f"{what}: signature does not verify") from None
+    # Only checks that passed are recorded, so that `replay` can run them again;
+    # trial checks against the wrong candidate key are path-building overhead.
+    recorder = _recorder.get()
+    if recorder is not None:
+        recorder.append(entry)
 
 
 def replay(checks: list[SignatureCheck]) -> None:

@@ -11,6 +11,8 @@ issues (RSA-PSS roots without key usage, TPM EK certificates with empty subjects
 
 from __future__ import annotations
 
+import hashlib
+from collections import OrderedDict
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -24,7 +26,14 @@ from attestnet.errors import ChainError, SignatureError
 from attestnet.evidence.model import Collateral, TrustAnchors
 from attestnet.evidence.signatures import Scheme, verify_signature
 
-__all__ = ["check_validity", "public_key_der", "verify_chain", "verify_crl", "verify_signed_by"]
+__all__ = [
+    "check_validity",
+    "clear_signature_cache",
+    "public_key_der",
+    "verify_chain",
+    "verify_crl",
+    "verify_signed_by",
+]
 
 _MAX_DEPTH = 8
 
@@ -55,8 +64,32 @@ def check_validity(cert: x509.Certificate, at: datetime, role: str = "certificat
         )
 
 
+# Certificate signatures that verified, keyed by the SHA-256 of the signed bytes,
+# the signature and the issuer key. A signature over fixed bytes stays valid, so a
+# relying party that sees the same AK or VCEK chain on every connection checks
+# each link once; validity times and revocation are still checked every time.
+_VERIFIED_SIGNATURES: OrderedDict[bytes, None] = OrderedDict()
+_CACHE_SIZE = 1024
+
+
+def clear_signature_cache() -> None:
+    """Forget verified certificate signatures (the format benchmark measures cold runs)."""
+    _VERIFIED_SIGNATURES.clear()
+
+
+def _cache_key(cert: x509.Certificate, issuer_key: PublicKeyTypes) -> bytes:
+    digest = hashlib.sha256(cert.tbs_certificate_bytes)
+    digest.update(cert.signature)
+    digest.update(public_key_der(issuer_key))
+    return digest.digest()
+
+
 def verify_signed_by(cert: x509.Certificate, issuer_key: PublicKeyTypes) -> None:
     """Raise SignatureError unless `issuer_key` signed `cert` (RSA, RSA-PSS, ECDSA, EdDSA)."""
+    key = _cache_key(cert, issuer_key)
+    if key in _VERIFIED_SIGNATURES:
+        _VERIFIED_SIGNATURES.move_to_end(key)
+        return
     scheme: Scheme
     if isinstance(issuer_key, rsa.RSAPublicKey):
         is_pss = isinstance(cert.signature_algorithm_parameters, padding.PSS)
@@ -69,15 +102,25 @@ def verify_signed_by(cert: x509.Certificate, issuer_key: PublicKeyTypes) -> None
         raise SignatureError(
             "certificate signature", f"unsupported issuer key type {type(issuer_key).__name__}"
         )
-    verify_signature(
-        issuer_key,
-        cert.signature,
-        cert.tbs_certificate_bytes,
-        scheme=scheme,
-        hash_algorithm=cert.signature_hash_algorithm,
-        check="certificate signature",
-        what=f"certificate {cert.subject.rfc4514_string()!r}",
-    )
+    try:
+        verify_signature(
+            issuer_key,
+            cert.signature,
+            cert.tbs_certificate_bytes,
+            scheme=scheme,
+            hash_algorithm=cert.signature_hash_algorithm,
+            check="certificate signature",
+            what="certificate",
+        )
+    except SignatureError:
+        raise SignatureError(
+            "certificate signature",
+            f"signature of certificate {cert.subject.rfc4514_string()!r} does not verify "
+            "with the issuer key",
+        ) from None
+    _VERIFIED_SIGNATURES[key] = None
+    if len(_VERIFIED_SIGNATURES) > _CACHE_SIZE:
+        _VERIFIED_SIGNATURES.popitem(last=False)
 
 
 def verify_crl(crl: x509.CertificateRevocationList, issuer: x509.Certificate, at: datetime) -> None:
