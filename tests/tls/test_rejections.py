@@ -391,3 +391,58 @@ def test_application_data_not_delivered_when_appraisal_fails(
     assert isinstance(server.error(), VerificationError)
     assert delivered == []
     peer.close()
+
+
+# -- asyncio adapter --------------------------------------------------------------------
+
+
+async def test_asyncio_client_rejects_wrong_nonce(
+    serve: Any, platform_key: ec.EllipticCurvePrivateKey, appraiser: SignatureAppraiser
+) -> None:
+    from attestnet.tls.aio import open_connection
+
+    server = serve(make_config(Role.ATTESTER, WrongNonceAttester(platform_key), None))
+    host, port = server.server.address
+    with pytest.raises(VerificationError) as caught:
+        await open_connection(host, port, make_config(Role.RELYING_PARTY, None, appraiser))
+    assert caught.value.check == "binder"
+
+
+async def test_asyncio_server_rejects_early_application_data(
+    appraiser: SignatureAppraiser,
+) -> None:
+    import asyncio
+
+    from attestnet.tls.aio import start_server
+
+    failures: list[BaseException] = []
+    handled: list[Any] = []
+
+    async def handler(connection: Any) -> None:
+        handled.append(connection)
+
+    config = make_config(Role.RELYING_PARTY, None, appraiser)
+    server = await start_server(handler, "127.0.0.1", 0, config, on_failure=failures.append)
+    port = server.sockets[0].getsockname()[1]
+    try:
+
+        def misbehave() -> int:
+            peer = RawPeer.connect(("127.0.0.1", port))
+            try:
+                peer.send(b"GET / HTTP/1.1\r\n\r\n")
+                return peer.read_error_alert()
+            finally:
+                peer.close()
+
+        alert = await asyncio.to_thread(misbehave)
+        assert alert == AlertDescription.unexpected_message
+        for _ in range(100):  # the server reports after it has closed the connection
+            if failures:
+                break
+            await asyncio.sleep(0.01)
+        assert len(failures) == 1
+        assert isinstance(failures[0], UnexpectedMessage)
+        assert handled == []
+    finally:
+        server.close()
+        await server.wait_closed()
