@@ -5,6 +5,7 @@ A policy file looks like this (paths are relative to the file)::
     id = "dpu-fleet-2026"
     allowed = ["tpm", "sim"]        # evidence formats; "sim" only when listed
     debug_allowed = false
+    tcb_status_allowed = ["UpToDate"]   # Intel DCAP TCB statuses; the default
 
     [anchors]
     tpm = ["tpm-ca.pem"]            # certificates, PEM public keys or JWKs
@@ -44,6 +45,8 @@ __all__ = ["Policy", "load_policy", "parse_policy"]
 
 logger = logging.getLogger(__name__)
 
+FORMATS_WITHOUT_MEASUREMENTS = frozenset({"ear"})
+
 _TOP_LEVEL_KEYS = {
     "id",
     "allowed",
@@ -54,6 +57,7 @@ _TOP_LEVEL_KEYS = {
     "reference_values",
     "instance_ids",
     "min_tcb",
+    "tcb_status_allowed",
 }
 
 
@@ -70,6 +74,8 @@ class Policy:
     min_tcb: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
     debug_allowed: bool = False
     unsafe_skip_reference_values: bool = False
+    tcb_status_allowed: frozenset[str] = frozenset({"UpToDate"})
+    """Intel DCAP TCB statuses accepted (UpToDate, SWHardeningNeeded, OutOfDate ...)."""
 
     def __post_init__(self) -> None:
         for format in sorted(self.allowed):
@@ -79,7 +85,13 @@ class Policy:
                     f"policy {self.id!r}: format {format!r} is allowed but has no trust anchors; "
                     f"add [anchors] {format} = [...]"
                 )
-            if not self.unsafe_skip_reference_values and not self.reference_values.get(format):
+            # Attestation results carry a verdict, not measurements.
+            needs_reference_values = format not in FORMATS_WITHOUT_MEASUREMENTS
+            if (
+                needs_reference_values
+                and not self.unsafe_skip_reference_values
+                and not self.reference_values.get(format)
+            ):
                 raise PolicyError(
                     f"policy {self.id!r}: format {format!r} is allowed but has no reference "
                     f"values; add [reference_values.{format}]"
@@ -173,6 +185,15 @@ def parse_policy(document: dict[str, Any], base: Path) -> Policy:
         instance_ids=instance_ids,
         min_tcb=min_tcb,
         debug_allowed=_expect(document.get("debug_allowed", False), bool, "debug_allowed", "bool"),
+        tcb_status_allowed=frozenset(
+            _expect(status, str, "tcb_status_allowed", "TCB status names")
+            for status in _expect(
+                document.get("tcb_status_allowed", ["UpToDate"]),
+                list,
+                "tcb_status_allowed",
+                "a list of TCB status names",
+            )
+        ),
         unsafe_skip_reference_values=_expect(
             document.get("unsafe_skip_reference_values", False),
             bool,

@@ -31,6 +31,7 @@ from attestnet.appraisal.ear import EarIssuer, status_for
 from attestnet.appraisal.policy import Policy
 from attestnet.errors import VerificationError
 from attestnet.evidence import registry
+from attestnet.evidence.ear import tier_of
 from attestnet.evidence.model import VerifiedEvidence
 
 __all__ = ["AppraisalResult", "Verifier"]
@@ -160,6 +161,10 @@ class Verifier:
         for check in verified.checks:
             checklist.ok(f"4. {check.name}: {check.detail}")
 
+        # 7. attestation results
+        if format == "ear":
+            self._check_attestation_result(verified, checklist)
+
         # 3. binder
         if binder is not None:
             if verified.nonce != binder:
@@ -218,6 +223,37 @@ class Verifier:
         logger.debug("appraisal of %s evidence passed with status %s", format, status)
         return result
 
+    def _check_attestation_result(self, verified: VerifiedEvidence, checklist: _Checklist) -> None:
+        """Check 7: every appraisal in the EAR is affirming, with no warning in its vector.
+
+        Signature (the issuer key is a trust anchor) and iat/exp were checked with
+        the signature in check 4.
+        """
+        submods = verified.claims.get("submods")
+        if not isinstance(submods, dict) or not submods:
+            raise VerificationError("attestation result", "EAR has no submods", claim="submods")
+        for name, appraisal in sorted(submods.items()):
+            status = appraisal.get("ear.status") if isinstance(appraisal, dict) else None
+            if status != "affirming":
+                raise VerificationError(
+                    "attestation result",
+                    "appraisal is not affirming",
+                    claim=f"submods.{name}.ear.status",
+                    expected="affirming",
+                    actual=status,
+                )
+            vector = appraisal.get("ear.trustworthiness-vector") or {}
+            for claim, value in sorted(vector.items()):
+                if isinstance(value, int) and tier_of(value) not in ("none", "affirming"):
+                    raise VerificationError(
+                        "attestation result",
+                        "trust vector claim is in the warning or contraindicated tier",
+                        claim=f"submods.{name}.{claim}",
+                        expected="the none or affirming tier",
+                        actual=value,
+                    )
+            checklist.ok(f"7. attestation result: {name} is affirming")
+
     def _check_measurements(
         self, format: str, verified: VerifiedEvidence, checklist: _Checklist
     ) -> None:
@@ -251,6 +287,17 @@ class Verifier:
                     actual=level,
                 )
             checklist.ok(f"5. tcb: {component} {level} >= {minimum}")
+        tcb_status = verified.claims.get("tcb_status")
+        if tcb_status is not None:
+            if tcb_status not in self.policy.tcb_status_allowed:
+                raise VerificationError(
+                    "tcb",
+                    "TCB status is not one the policy accepts",
+                    claim="tcb_status",
+                    expected=" or ".join(sorted(self.policy.tcb_status_allowed)),
+                    actual=tcb_status,
+                )
+            checklist.ok(f"5. tcb: status {tcb_status} is accepted")
         if verified.debug and not self.policy.debug_allowed:
             raise VerificationError(
                 "debug",

@@ -154,6 +154,18 @@ def _build_verifier(args: argparse.Namespace, format: str) -> Verifier:
         collateral={format: collateral} if collateral != Collateral() else {},
         unsafe_skip_reference_values=True,
         debug_allowed=True,
+        # Without a policy every TCB status that verifies is shown, not judged; Intel
+        # marks revoked TCBs and unmatched levels as failed checks in the verifier.
+        tcb_status_allowed=frozenset(
+            {
+                "UpToDate",
+                "SWHardeningNeeded",
+                "ConfigurationNeeded",
+                "ConfigurationAndSWHardeningNeeded",
+                "OutOfDate",
+                "OutOfDateConfigurationNeeded",
+            }
+        ),
     )
     return Verifier(policy)
 
