@@ -178,11 +178,34 @@ def _long_name_warnings_suppressed() -> Iterator[None]:
         yield
 
 
+# What cryptography 50 raises while decoding a corrupt certificate, found by fuzzing.
+_CERTIFICATE_DECODING_ERRORS = (
+    ValueError,
+    TypeError,
+    UnsupportedAlgorithm,
+    x509.InvalidVersion,
+    x509.DuplicateExtension,
+    x509.UnsupportedGeneralNameType,
+)
+
+
 def _certificate(der: bytes, what: str) -> x509.Certificate:
+    """Load a DER certificate and decode every field that path validation reads.
+
+    cryptography decodes names, extensions and algorithms only when they are read,
+    so a corrupt field would otherwise raise ValueError or UnsupportedAlgorithm
+    in the middle of `verify_chain`.
+    """
     try:
-        return x509.load_der_x509_certificate(der)
-    except ValueError as exc:
-        raise MalformedEvidence(FORMAT, f"{what} is not a DER certificate: {exc}") from None
+        cert = x509.load_der_x509_certificate(der)
+        with _long_name_warnings_suppressed():
+            _ = (cert.subject, cert.issuer, cert.extensions, cert.serial_number)
+        _ = (cert.signature_hash_algorithm, cert.signature_algorithm_parameters)
+        _ = (cert.not_valid_before_utc, cert.not_valid_after_utc)
+        cert.public_key()
+    except _CERTIFICATE_DECODING_ERRORS as exc:
+        raise MalformedEvidence(FORMAT, f"{what} is not a valid DER certificate: {exc}") from None
+    return cert
 
 
 def _pcr_bank(message: Message, quote_index: int) -> PcrBank:
@@ -459,19 +482,25 @@ _HIERARCHIES = {
 }
 
 
-def _ak_hierarchy(ak: tpm.TpmPublic, qualified_signer: bytes) -> str:
-    """Name the hierarchy in which the AK is a primary key, from the quote's qualifiedSigner.
+def _ak_hierarchy(ak: tpm.TpmPublic, quotes: tuple[Quote, ...]) -> str | None:
+    """Name the hierarchy in which the AK is a primary key, from the quotes' qualifiedSigner.
 
     qualifiedSigner is the signing key's qualified name, H(parent's qualified name ||
-    name), which can be recomputed here only for a primary key. GCE AKs are
-    primary keys of the endorsement hierarchy.
+    name), which can be recomputed here only for a primary key. When it matches, the
+    signed quotes bind the whole AK public area (object attributes, scheme) in ak_pub.
+    Returns None when no quote matches, for example for an AK below a storage key.
+    GCE AKs are primary keys of the endorsement hierarchy.
     """
     name = ak.name()
+    signers = {quote.attest.qualified_signer for quote in quotes}
+    if len(signers) != 1:
+        return None
+    (qualified_signer,) = signers
     for handle, hierarchy in _HIERARCHIES.items():
         digest = hashlib.new(tpm.hash_name(ak.name_alg), handle.to_bytes(4, "big") + name)
         if qualified_signer == ak.name_alg.to_bytes(2, "big") + digest.digest():
             return hierarchy
-    return "unknown (not a primary key)"
+    return None
 
 
 def _check_nonce(quotes: tuple[Quote, ...], evidence: VerifiedEvidence) -> bytes:
@@ -592,15 +621,7 @@ def verify(
     nonce = _check_nonce(attestation.quotes, evidence)
 
     claims: dict[str, Any] = {
-        "ak": {
-            "name": attestation.ak_public.name().hex(),
-            "type": "rsa" if attestation.ak_public.type == tpm.ALG_RSA else "ecc",
-            "key_bits": attestation.ak_public.key_bits,
-            "object_attributes": f"{attestation.ak_public.object_attributes:#010x}",
-            "primary_in_hierarchy": _ak_hierarchy(
-                attestation.ak_public, attestation.quotes[0].attest.qualified_signer
-            ),
-        },
+        "ak": _ak_claims(attestation.ak_public, attestation.quotes),
         "quotes": [_quote_claims(i, q) for i, q in enumerate(attestation.quotes)],
     }
     if attestation.event_log is not None:
@@ -621,6 +642,25 @@ def verify(
     evidence.signer = key
     logger.debug("verified go-tpm-tools attestation with %d quotes", len(attestation.quotes))
     return evidence
+
+
+def _ak_claims(ak: tpm.TpmPublic, quotes: tuple[Quote, ...]) -> dict[str, Any]:
+    """Describe the AK. Its attributes count as verified only when a quote binds them."""
+    hierarchy = _ak_hierarchy(ak, quotes)
+    claims: dict[str, Any] = {
+        "type": "rsa" if ak.type == tpm.ALG_RSA else "ecc",
+        "key_bits": ak.key_bits,
+        "public_area_verified": hierarchy is not None,
+    }
+    if hierarchy is None:
+        # The signature and certificate cover only the key itself, so the rest of
+        # ak_pub (attributes, name) could be altered without any check failing.
+        claims["unverified_object_attributes"] = f"{ak.object_attributes:#010x}"
+    else:
+        claims["primary_in_hierarchy"] = hierarchy
+        claims["name"] = ak.name().hex()
+        claims["object_attributes"] = f"{ak.object_attributes:#010x}"
+    return claims
 
 
 def _certificate_claims(cert: x509.Certificate) -> dict[str, Any]:
