@@ -17,7 +17,15 @@ from attestnet.errors import ConfigError, MalformedEvidence, UnknownFormat
 from attestnet.evidence import cmw
 from attestnet.evidence.model import Collateral, TrustAnchors, VerifiedEvidence
 
-__all__ = ["FORMATS", "FormatModule", "detect", "format_for_media_type", "load", "unwrap"]
+__all__ = [
+    "FORMATS",
+    "FormatModule",
+    "detect",
+    "format_for_media_type",
+    "load",
+    "media_type_for",
+    "unwrap",
+]
 
 
 class FormatModule(Protocol):
@@ -47,15 +55,23 @@ FORMATS: dict[str, _Entry] = {
     "sim": _Entry("attestnet.evidence.sim", ()),
     "tpm": _Entry("attestnet.evidence.tpm", ()),
     "cca": _Entry("attestnet.evidence.cca", ()),
-    "psa": _Entry("attestnet.evidence.psa", ()),
+    # The media type Veraison's verifier API uses for PSA tokens.
+    "psa": _Entry("attestnet.evidence.psa", ("application/psa-attestation-token",)),
     "nitro": _Entry("attestnet.evidence.nitro", ()),
-    "corim": _Entry("attestnet.evidence.corim", ()),
-    "ear": _Entry("attestnet.evidence.ear", ()),
+    "corim": _Entry("attestnet.evidence.corim", ("application/rim+cbor",)),
+    "ear": _Entry(
+        "attestnet.evidence.ear",
+        ('application/eat+jwt; eat_profile="tag:github.com,2023:veraison/ear"',),
+    ),
     "gotpm": _Entry("attestnet.evidence.gotpm", ()),
     "dcap": _Entry("attestnet.evidence.dcap", ()),
     "spdm": _Entry("attestnet.evidence.spdm", ()),
     "sev-snp": _Entry("attestnet.evidence.snp", ()),
 }
+
+# Every format is also reachable through this project's own media type, for
+# formats that have no registered one (SEV-SNP reports, DCAP quotes, ...).
+VENDOR_MEDIA_TYPE_PREFIX = "application/vnd.attestnet."
 
 
 def load(format: str) -> FormatModule:
@@ -74,8 +90,21 @@ def _media_type_of(module_name: str) -> str | None:
     return value if isinstance(value, str) else None
 
 
+def media_type_for(format: str) -> str:
+    """Return the media type that names `format` in a CMW record."""
+    entry = FORMATS.get(format)
+    if entry is None:
+        raise ConfigError(f"unknown evidence format {format!r}")
+    own = _media_type_of(entry.module) if not entry.media_types else None
+    return entry.media_types[0] if entry.media_types else own or VENDOR_MEDIA_TYPE_PREFIX + format
+
+
 def format_for_media_type(media_type: str | int) -> str:
     """Map a CMW record type to a format name; raise UnknownFormat when none matches."""
+    if isinstance(media_type, str) and media_type.startswith(VENDOR_MEDIA_TYPE_PREFIX):
+        name = media_type.removeprefix(VENDOR_MEDIA_TYPE_PREFIX)
+        if name in FORMATS:
+            return name
     for name, entry in FORMATS.items():
         types = entry.media_types or tuple(filter(None, [_media_type_of(entry.module)]))
         if media_type in types:
