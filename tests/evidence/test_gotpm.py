@@ -628,7 +628,7 @@ def test_fuzz_mutated_sample(
     sample: bytes, gce_anchors: TrustAnchors, gce_collateral: Collateral, data: st.DataObject
 ) -> None:
     # Mutations land anywhere, in the AK and quotes (the first 4 KiB), or in the
-    # AK certificate at the end; a cut is drawn only sometimes, so that most
+    # AK certificate at the end. A cut is drawn only sometimes, so that most
     # examples reach the signature and chain checks.
     mutated = bytearray(sample)
     ak_cert = gotpm.parse(sample).ak_cert
