@@ -178,7 +178,7 @@ def _long_name_warnings_suppressed() -> Iterator[None]:
         yield
 
 
-# What cryptography 50 raises while decoding a corrupt certificate, found by fuzzing.
+# Exceptions that cryptography 50 raises while decoding a corrupt certificate (found by fuzzing).
 _CERTIFICATE_DECODING_ERRORS = (
     ValueError,
     TypeError,
@@ -365,7 +365,7 @@ def _certified_instance(cert: x509.Certificate) -> GceInstanceInfo | None:
 
     The extension is SEQUENCE { zone UTF8String, projectNumber INTEGER, projectId
     UTF8String, instanceId INTEGER, instanceName UTF8String, [0] security
-    properties OPTIONAL }; the security properties are not decoded.
+    properties OPTIONAL }. The security properties are not decoded.
     """
     try:
         extension = cert.extensions.get_extension_for_oid(_GCE_INSTANCE_OID)
