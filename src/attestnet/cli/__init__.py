@@ -11,6 +11,7 @@ from collections.abc import Sequence
 import attestnet
 from attestnet.cli.agent import add_agent_parser, add_attest_parser
 from attestnet.cli.bench import add_bench_parser
+from attestnet.cli.bench_formats import add_bench_formats_parser
 from attestnet.cli.demo import add_demo_parser
 from attestnet.cli.verify import add_collateral_parser, add_verify_parser
 from attestnet.errors import AttestnetError, ConfigError, MalformedEvidence, VerificationError
@@ -41,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_attest_parser(subparsers)
     add_demo_parser(subparsers)
     add_bench_parser(subparsers)
+    add_bench_formats_parser(subparsers)
     add_verify_parser(subparsers)
     add_collateral_parser(subparsers)
     return parser
