@@ -146,3 +146,21 @@ def test_collateral_import_feeds_verify(
     assert "verdict: affirming" in capsys.readouterr().out
     assert code == 0
     assert main(["verify", evidence, "--anchor", anchor, "--no-cache"]) == 1
+
+
+def test_psa_against_corim_affirms(corpus: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    evidence = str(corpus / "psa/veraison_e2e_psa-evidence.cbor")
+    reference = str(corpus / "corim/veraison_e2e_psa-endorsements.corim.cbor")
+    code = main(["verify", evidence, "--corim", reference, "--json"])
+    document = json.loads(capsys.readouterr().out)
+    assert document["verdict"] == "affirming"
+    assert document["trust_vector"]["executables"] == 2
+    assert code == 0
+
+
+def test_corim_with_other_evidence_is_usage_error(corpus: Path) -> None:
+    evidence = str(corpus / "sev-snp/gsg_attestation.bin")
+    reference = str(corpus / "corim/veraison_e2e_psa-endorsements.corim.cbor")
+    result = run("verify", evidence, "--corim", reference)
+    assert result.returncode == 2
+    assert "--corim appraises PSA evidence only" in result.stderr

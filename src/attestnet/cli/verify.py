@@ -11,9 +11,10 @@ from pathlib import Path
 from typing import Any
 
 from attestnet.appraisal import AppraisalResult, Policy, Verifier, load_policy
+from attestnet.appraisal.corim_match import appraise_psa
 from attestnet.cli._common import collateral_cache_dir, parse_hex, parse_time, read_evidence_file
 from attestnet.errors import ConfigError, MalformedEvidence, VerificationError
-from attestnet.evidence import registry
+from attestnet.evidence import corim, registry
 from attestnet.evidence.anchors import load_anchors, load_collateral, load_collateral_file
 from attestnet.evidence.model import Collateral, TrustAnchors
 from attestnet.evidence.psa import load_hmac_key
@@ -78,6 +79,13 @@ def add_verify_parser(subparsers: Any) -> None:
         type=Path,
         metavar="FILE",
         help="TOML appraisal policy with reference values (default: signatures only)",
+    )
+    parser.add_argument(
+        "--corim",
+        type=Path,
+        metavar="FILE",
+        help="appraise PSA evidence against this unsigned CoRIM: the attestation key and "
+        "the reference values come from it (no --anchor needed)",
     )
     parser.add_argument("--json", action="store_true", help="print one JSON document")
     parser.set_defaults(handler=run_verify)
@@ -185,12 +193,49 @@ def _report(result: AppraisalResult | None, error: Exception | None, **fields: A
     return "\n".join(lines)
 
 
+def _run_corim_appraisal(args: argparse.Namespace, data: bytes, at: datetime) -> int:
+    try:
+        reference = corim.parse(args.corim.read_bytes())
+    except OSError as exc:
+        raise ConfigError(f"cannot read CoRIM {args.corim}: {exc.strerror}") from None
+    appraisal = appraise_psa(data, reference, at=at)
+    components = [
+        {"name": c.name, "matched": c.matched, "detail": c.detail} for c in appraisal.components
+    ]
+    if args.json:
+        document = {
+            "file": str(args.file),
+            "format": "psa",
+            "corim": str(args.corim),
+            "verification_time": at.isoformat(),
+            "verdict": appraisal.status,
+            "trust_vector": appraisal.trust_vector,
+            "detail": appraisal.detail,
+            "components": components,
+        }
+        print(json.dumps(document, indent=2, default=str))
+    else:
+        print(f"format: psa, appraised against CoRIM {args.corim}")
+        print(f"verification time: {at.isoformat()}")
+        for component in components:
+            outcome = "PASS" if component["matched"] else "FAIL"
+            print(f"  {outcome} 5. measurements: {component['name']}: {component['detail']}")
+        print(f"detail: {appraisal.detail}")
+        print(f"trust vector: {appraisal.trust_vector}")
+        print(f"verdict: {appraisal.status}")
+    return 0 if appraisal.status == "affirming" else 1
+
+
 def run_verify(args: argparse.Namespace) -> int:
     at = args.at or datetime.now(UTC)
     data = read_evidence_file(args.file)
     format = args.format
     if format is None:
         format, _ = registry.detect(data)
+    if args.corim is not None:
+        if format != "psa":
+            raise ConfigError(f"--corim appraises PSA evidence only; {args.file} is {format}")
+        return _run_corim_appraisal(args, data, at)
     verifier = _build_verifier(args, format)
 
     result: AppraisalResult | None = None
