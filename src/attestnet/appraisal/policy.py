@@ -63,7 +63,7 @@ _TOP_LEVEL_KEYS = {
 
 @dataclass(frozen=True)
 class Policy:
-    """What a relying party accepts. Built by `load_policy` or directly in code."""
+    """The acceptance rules of a relying party, built by `load_policy` or in code."""
 
     id: str
     allowed: frozenset[str]

@@ -14,8 +14,8 @@ claim, the expected and the actual value:
    the policy minimum, and debug is off unless allowed.
 6. instance identity: the instance id is one the policy pins, where it pins any.
 
-Checks 1 and 2 (TLS 1.3, the authenticator) belong to the TLS layer; check 7
-applies to attestation results and runs when the evidence is an EAR.
+Checks 1 and 2 (TLS 1.3, the authenticator) belong to the TLS layer. Check 7
+applies to attestation results, so it runs only when the evidence is an EAR.
 """
 
 from __future__ import annotations
@@ -94,7 +94,6 @@ class Verifier:
     policy: Policy
     ear_key: ec.EllipticCurvePrivateKey | None = None
     ear_lifetime_seconds: int | None = 300
-    clock_for_logs: Callable[[], datetime] | None = None
 
     def __post_init__(self) -> None:
         self._issuer = EarIssuer(self.ear_key) if self.ear_key is not None else None

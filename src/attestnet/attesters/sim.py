@@ -2,9 +2,9 @@
 
 A persistent EC P-256 platform key plays the hardware root of trust. The
 measurements are SHA-256 digests of the agent's installed code (every ``*.py``
-file under a folder, by relative path and content) and of its configuration, so
-an agent whose code or configuration changed fails appraisal against the
-reference values of the original. The evidence says it is simulated; a relying
+file under a folder, by relative path and content) and of its configuration.
+An agent whose code or configuration changed therefore fails appraisal against
+the reference values of the original. The evidence says it is simulated; a relying
 party accepts it only under a policy that allows `sim` explicitly.
 """
 

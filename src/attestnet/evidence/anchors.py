@@ -46,9 +46,9 @@ _CURVES: dict[str, ec.EllipticCurve] = {
 
 
 def _load_der_certificate(data: bytes) -> x509.Certificate:
-    # AMD VCEK certificates carry serial number 0 and Google's TPM EK/AK CA names
-    # exceed the 64-character limit of X.520 attributes; both are real hardware
-    # chains, so cryptography's warnings about them are silenced here.
+    # AMD VCEK certificates carry serial number 0, and Google's TPM EK/AK CA names
+    # exceed the 64-character limit of X.520 attributes. Both come from real
+    # hardware chains, so cryptography's warnings about them are silenced here.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", CryptographyDeprecationWarning)
         warnings.simplefilter("ignore", UserWarning)
@@ -90,7 +90,7 @@ def jwk_to_public_key(jwk: dict[str, Any]) -> PublicKeyTypes:
 
 def _public_from_private_pem(data: bytes, source: str) -> PublicKeyTypes:
     # Test vectors (PSA, CoRIM) often publish only the private key PEM of a test
-    # key; the anchor is its public half, and the private half is discarded.
+    # key. The anchor is its public half, and the private half is discarded.
     try:
         private_key = load_pem_private_key(data, password=None)
     except (ValueError, TypeError) as exc:
@@ -129,7 +129,9 @@ def parse_anchors(data: bytes, source: str = "anchor") -> TrustAnchors:
             public_keys = (_public_from_private_pem(stripped, source),)
         if certificates or public_keys:
             return TrustAnchors(certificates, public_keys)
-        raise ConfigError(f"{source}: PEM file holds no CERTIFICATE, PUBLIC KEY or PRIVATE KEY")
+        raise ConfigError(
+            f"{source}: PEM file contains no CERTIFICATE, PUBLIC KEY or PRIVATE KEY; give one of those"
+        )
 
     try:
         return TrustAnchors(certificates=(_load_der_certificate(data),))

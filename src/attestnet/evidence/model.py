@@ -52,7 +52,7 @@ class Collateral:
     """Material that helps verification but is not trusted by itself.
 
     Intermediate certificates and CRLs still have to chain to a trust anchor;
-    `documents` holds parsed JSON collateral (TDX TCB info, QE identity, ...) by
+    `documents` contains parsed JSON collateral (TDX TCB info, QE identity, ...) by
     the name of the file or key it came from.
     """
 
