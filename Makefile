@@ -5,7 +5,7 @@ VENV ?= .venv
 PYTHON ?= python3
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench fuzz clean
 
 $(STAMP): pyproject.toml scripts/install-system-deps
 	./scripts/install-system-deps
@@ -27,6 +27,13 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(VENV)/bin/attestnet bench
+
+# Fuzz one evidence format with atheris: make fuzz FORMAT=dcap SECONDS=300
+FORMAT ?= psa
+SECONDS ?= 60
+fuzz: $(STAMP)
+	$(VENV)/bin/pip install --quiet -e '.[fuzz]'
+	$(VENV)/bin/python fuzz/fuzz_evidence.py $(FORMAT) -max_total_time=$(SECONDS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
