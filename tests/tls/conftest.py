@@ -263,6 +263,13 @@ class RawPeer:
                 raise EOFError("peer closed the connection") from None
             self.frames.feed(bytes(data))
 
+    def read_raw(self) -> bytes:
+        """Return the next bytes read from TLS, bypassing the frame buffer."""
+        try:
+            return bytes(_retry(self.sock, lambda: self.connection.recv(65536)))
+        except (SSL.ZeroReturnError, SSL.SysCallError):
+            raise EOFError("peer closed the connection") from None
+
     def poll_frame(self) -> Frame | None:
         """Return a frame if one is buffered or readable now, else None."""
         frame = self.frames.next_frame()

@@ -158,3 +158,49 @@ def test_config_requires_attester_for_attesting_role() -> None:
 def test_config_none_binding_needs_explicit_insecure() -> None:
     with pytest.raises(ConfigError, match="insecure_unauthenticated_peer"):
         AttestedTLSConfig(binding=Binding.NONE)
+
+
+def test_pure_attester_ready_before_peer_done(
+    attester: SigningAttester, appraiser: SignatureAppraiser
+) -> None:
+    exporter = _exporter(b"shared connection secret")
+    server = _session(True, Role.ATTESTER, exporter, attester, appraiser)
+    client = _session(False, Role.RELYING_PARTY, exporter, attester, appraiser)
+    server.start()
+    client.start()
+    server.receive_data(client.data_to_send(), NOW)
+    # The attester has sent its authenticator and DONE: it may send, although the
+    # relying party's verdict (its DONE) has not arrived.
+    assert server.ready
+    assert not server.complete
+    client.receive_data(server.data_to_send() + b"early application data", NOW)
+    # The relying party became ready only by appraising, and hands the early data over
+    # only now.
+    assert client.ready
+    assert client.complete
+    assert client.peer_result is not None
+    assert client.take_application_data() == b"early application data"
+    assert server.take_application_data() == b""
+    server.receive_data(client.data_to_send() + b"reply", NOW)
+    assert server.complete
+    assert server.take_application_data() == b"reply"
+
+
+def test_relying_party_not_ready_before_appraisal(
+    attester: SigningAttester, appraiser: SignatureAppraiser
+) -> None:
+    exporter = _exporter(b"shared connection secret")
+    server = _session(True, Role.ATTESTER, exporter, attester, appraiser)
+    client = _session(False, Role.RELYING_PARTY, exporter, attester, appraiser)
+    server.start()
+    client.start()
+    server.receive_data(client.data_to_send(), NOW)
+    outgoing = server.data_to_send()
+    authenticator_end = len(outgoing) - 4  # the DONE frame is 4 bytes
+    client.receive_data(outgoing[:authenticator_end], NOW)
+    assert client.peer_result is not None
+    # Appraised, and its DONE queued, but the peer's DONE is still missing.
+    assert not client.ready
+    assert client.take_application_data() == b""
+    client.receive_data(outgoing[authenticator_end:], NOW)
+    assert client.ready

@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from attestnet.errors import SignatureError, VerificationError
 from attestnet.tls import (
+    DEFAULT_CMW_EXTENSION_TYPE,
     AlertDescription,
     AttestationTimeout,
     Binding,
@@ -27,8 +28,9 @@ from attestnet.tls import (
     UnexpectedMessage,
     connect,
 )
-from attestnet.tls.authenticator import spki_der
-from attestnet.tls.frames import FrameType
+from attestnet.tls.authenticator import make_authenticator_request, spki_der
+from attestnet.tls.frames import FrameType, encode_error
+from attestnet.tls.messages import CLIENT_CERTIFICATE_REQUEST
 from tests.tls.conftest import (
     RawPeer,
     ReplayingAttester,
@@ -66,8 +68,11 @@ def test_wrong_nonce_rejected(
 ) -> None:
     server = serve(make_config(Role.RELYING_PARTY, None, appraiser), echo_once)
     client_config = make_config(Role.ATTESTER, WrongNonceAttester(platform_key), None)
+    # A pure attester returns once its authenticator is out; the rejection arrives
+    # with its first read.
+    client = connect(*server.server.address, client_config)
     with pytest.raises(PeerAborted) as caught:
-        connect(*server.server.address, client_config)
+        client.recv()
     assert caught.value.alert is AlertDescription.bad_certificate
     error = server.error()
     assert isinstance(error, VerificationError)
@@ -247,8 +252,9 @@ def test_relay_of_attesting_client_rejected(
 ) -> None:
     verifier_side = serve(make_config(Role.RELYING_PARTY, None, appraiser), echo_once)
     _relay(raw_listener, verifier_side.server.address, frames=5)
+    client = connect(*raw_listener.getsockname(), make_config(Role.ATTESTER, attester, None))
     with pytest.raises(PeerAborted):
-        connect(*raw_listener.getsockname(), make_config(Role.ATTESTER, attester, None))
+        client.recv()
     error = verifier_side.error()
     assert isinstance(error, SignatureError)
     assert error.check == "authenticator.certificate_verify"
@@ -446,3 +452,103 @@ async def test_asyncio_server_rejects_early_application_data(
     finally:
         server.close()
         await server.wait_closed()
+
+
+# -- a pure attester sends before the relying party's DONE --------------------------------
+
+
+def _raw_relying_party(serve: Any, attester: SigningAttester, handler: Any) -> tuple[RawPeer, Any]:
+    """Connect a raw relying party to an attesting server; return it after it read the
+    server's HELLO, authenticator and DONE, without having sent its own DONE."""
+    server = serve(make_config(Role.ATTESTER, attester, None), handler)
+    peer = RawPeer.connect(server.server.address)
+    peer.send_frame(FrameType.HELLO, hello(requests=True, offers=False))
+    request_body = make_authenticator_request(
+        CLIENT_CERTIFICATE_REQUEST, b"r" * 32, DEFAULT_CMW_EXTENSION_TYPE
+    )[1]
+    peer.send_frame(FrameType.AUTHENTICATOR_REQUEST, request_body)
+    assert [peer.read_frame().type for _ in range(3)] == [
+        FrameType.HELLO,
+        FrameType.AUTHENTICATOR,
+        FrameType.DONE,
+    ]
+    return peer, server
+
+
+def test_pure_attester_sends_application_data_before_peer_done(
+    serve: Any, attester: SigningAttester
+) -> None:
+    def greet_then_echo(connection: Any) -> bytes:
+        connection.sendall(b"greeting")
+        received = connection.recv()
+        connection.close()
+        return bytes(received)
+
+    peer, server = _raw_relying_party(serve, attester, greet_then_echo)
+    # The greeting arrives although this relying party has not sent DONE: the attester
+    # does not wait for it (one round trip less). Holding it back until the appraisal
+    # passed is the relying party's job.
+    assert peer.frames.take_rest() + peer.read_raw() == b"greeting"
+    peer.send_frame(FrameType.DONE, b"")
+    peer.send(b"request")
+    assert server.result() == b"request"
+    peer.close()
+
+
+def test_pure_attester_read_raises_when_peer_rejects(serve: Any, attester: SigningAttester) -> None:
+    def read(connection: Any) -> bytes:
+        return bytes(connection.recv())
+
+    peer, server = _raw_relying_party(serve, attester, read)
+    peer.send_frame(FrameType.ERROR, encode_error(AlertDescription.bad_certificate, "no"))
+    error = server.error()
+    assert isinstance(error, PeerAborted)
+    assert error.alert is AlertDescription.bad_certificate
+    peer.close()
+
+
+def test_pure_attester_rejects_frame_other_than_done_without_error_frame(
+    serve: Any, attester: SigningAttester
+) -> None:
+    def read(connection: Any) -> bytes:
+        return bytes(connection.recv())
+
+    peer, server = _raw_relying_party(serve, attester, read)
+    peer.send_frame(FrameType.HELLO, hello(requests=True, offers=False))
+    error = server.error()
+    assert isinstance(error, UnexpectedMessage)
+    # After its DONE every byte the attester sends is application data, so it closes
+    # instead of sending an ERROR frame.
+    with pytest.raises(EOFError):
+        peer.read_frame()
+    peer.close()
+
+
+def test_pure_attester_close_waits_for_peer_and_logs_rejection(
+    serve: Any, attester: SigningAttester, caplog: pytest.LogCaptureFixture
+) -> None:
+    def close_at_once(connection: Any) -> None:
+        connection.close()
+
+    peer, server = _raw_relying_party(serve, attester, close_at_once)
+    time.sleep(0.2)
+    assert not server.future.done()  # close() waits for this side's verdict
+    peer.send_frame(FrameType.ERROR, encode_error(AlertDescription.bad_certificate, "no"))
+    server.result()
+    assert "peer aborted attestation (bad_certificate)" in caplog.text
+    peer.close()
+
+
+def test_relying_party_drops_early_data_of_rejected_attester(
+    serve: Any, platform_key: ec.EllipticCurvePrivateKey, appraiser: SignatureAppraiser
+) -> None:
+    def greet(connection: Any) -> None:
+        connection.sendall(b"must never reach the relying party's application")
+        with pytest.raises(PeerAborted):
+            connection.recv()
+
+    server = serve(make_config(Role.ATTESTER, WrongNonceAttester(platform_key), None), greet)
+    with pytest.raises(VerificationError) as caught:
+        connect(*server.server.address, make_config(Role.RELYING_PARTY, None, appraiser))
+    assert caught.value.check == "binder"
+    server.result()

@@ -69,10 +69,11 @@ def test_sim_evidence_replay_rejected_by_verifier(
 ) -> None:
     recorded = sim.evidence(b"\x01" * 32)
     server = serve(make_config(Role.RELYING_PARTY, None, verifier))
+    client = connect(
+        *server.server.address, make_config(Role.ATTESTER, ReplayingAttester(recorded), None)
+    )
     with pytest.raises(PeerAborted):
-        connect(
-            *server.server.address, make_config(Role.ATTESTER, ReplayingAttester(recorded), None)
-        )
+        client.recv()
     error = server.error()
     assert isinstance(error, VerificationError)
     assert error.check == "binder"

@@ -2,6 +2,10 @@
 
 NOTE: the attester's `evidence` and the appraiser's `appraise` are called in the
 event loop's thread, so a slow appraisal blocks the loop for its duration.
+
+As in the blocking adapter, a side that only attests returns once it has sent its
+authenticator and DONE; its first `read` reads the peer's DONE, within the handshake
+timeout, and raises `PeerAborted` if the peer rejected it.
 """
 
 from __future__ import annotations
@@ -11,6 +15,8 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from OpenSSL import SSL
@@ -30,8 +36,9 @@ from attestnet.tls._establish import (
     use_identity,
 )
 from attestnet.tls.config import AttestedTLSConfig, Binding
-from attestnet.tls.errors import AttestationTimeout, PeerAborted
+from attestnet.tls.errors import AttestationProtocolError, AttestationTimeout, PeerAborted
 from attestnet.tls.identity import Identity
+from attestnet.tls.session import AttestationSession
 
 __all__ = ["AsyncAttestedConnection", "open_connection", "start_server"]
 
@@ -119,12 +126,18 @@ class AsyncAttestedConnection:
     """An attested TLS 1.3 connection for asyncio; see `AttestedConnection` for the fields."""
 
     def __init__(
-        self, pump: _Pump, info: AttestationInfo, pending: bytes, connection_id: str
+        self,
+        pump: _Pump,
+        info: AttestationInfo,
+        pending: bytes,
+        connection_id: str,
+        unfinished: _UnfinishedSession | None = None,
     ) -> None:
         self._pump = pump
         self.info = info
         self._pending = bytearray(pending)
         self.connection_id = connection_id
+        self._unfinished = unfinished
 
     @property
     def binding(self) -> Binding:
@@ -150,19 +163,66 @@ class AsyncAttestedConnection:
         return exporter_for(self._pump.connection)(label, context, length)
 
     async def read(self, size: int = _READ_SIZE) -> bytes:
-        """Return up to `size` bytes of application data; b"" at the end of the stream."""
+        """Return up to `size` bytes of application data; b"" at the end of the stream.
+
+        On a side that only attests, the first call first reads the peer's DONE and
+        raises `PeerAborted` (closing the connection) if the peer rejected this side.
+        """
+        if self._unfinished is not None:
+            await self._finish_attestation(self._unfinished)
         if not self._pending:
             self._pending += await self._pump.recv()
         data = bytes(self._pending[:size])
         del self._pending[:size]
         return data
 
+    async def _finish_attestation(self, unfinished: _UnfinishedSession) -> None:
+        """Read the peer's DONE; on any failure close the connection and raise."""
+        self._unfinished = None
+        session = unfinished.session
+        try:
+            async with asyncio.timeout_at(unfinished.deadline):
+                while not session.complete:
+                    data = await self._pump.recv()
+                    if not data:
+                        raise PeerAborted(0, "peer closed the connection during attestation")
+                    session.receive_data(data, unfinished.clock())
+        except TimeoutError:
+            error = AttestationTimeout(
+                "the peer's DONE did not arrive within the handshake timeout"
+            )
+            session.fail(error)
+            await self._pump.close()
+            raise error from None
+        except BaseException as error:
+            session.fail(error)
+            await self._pump.close()
+            raise
+        self._pending += session.take_application_data()
+
     async def write(self, data: bytes) -> None:
         """Encrypt and send `data`, waiting until the transport has taken it."""
         await self._pump.send(data)
 
     async def close(self) -> None:
+        """Close with close_notify; see `AttestedConnection.close` for a pure attester."""
+        if self._unfinished is not None:
+            try:
+                await self._finish_attestation(self._unfinished)
+            except (AttestationProtocolError, SSL.Error, OSError) as error:
+                logger.warning("connection %s: %s", self.connection_id, error)
+                return
         await self._pump.close()
+
+
+@dataclass(frozen=True)
+class _UnfinishedSession:
+    """A session whose side may send but has not read the peer's DONE yet."""
+
+    session: AttestationSession
+    deadline: float
+    """In the event loop's clock."""
+    clock: Callable[[], datetime]
 
 
 async def _run_session(
@@ -173,7 +233,7 @@ async def _run_session(
     is_server: bool,
     connection_id: str,
     info: AttestationInfo,
-) -> bytes:
+) -> tuple[bytes, AttestationSession]:
     session = new_session(
         pump.connection, config, identity, is_server=is_server, connection_id=connection_id
     )
@@ -181,7 +241,7 @@ async def _run_session(
     session.start()
     try:
         await pump.send(session.data_to_send())
-        while not session.complete:
+        while not session.ready:
             data = await pump.recv()
             if not data:
                 raise PeerAborted(0, "peer closed the connection during attestation")
@@ -198,7 +258,7 @@ async def _run_session(
             await pump.send(session.data_to_send())
         raise
     finish_session_info(info, session, time.perf_counter() - started)
-    return session.take_application_data()
+    return session.take_application_data(), session
 
 
 async def _establish(
@@ -210,8 +270,10 @@ async def _establish(
     is_server: bool,
     connection_id: str,
 ) -> AsyncAttestedConnection:
+    deadline = asyncio.get_running_loop().time() + config.handshake_timeout
+    unfinished = None
     try:
-        async with asyncio.timeout(config.handshake_timeout):
+        async with asyncio.timeout_at(deadline):
             started = time.perf_counter()
             await pump.handshake()
             info.timings["tls_handshake"] = time.perf_counter() - started
@@ -220,7 +282,7 @@ async def _establish(
             if config.binding is Binding.CERT and config.role.appraises:
                 appraise_cert_binding(pump.connection, config, info)
             elif config.binding is Binding.EXPAT:
-                pending = await _run_session(
+                pending, session = await _run_session(
                     pump,
                     config,
                     identity,
@@ -228,6 +290,8 @@ async def _establish(
                     connection_id=connection_id,
                     info=info,
                 )
+                if not session.complete:
+                    unfinished = _UnfinishedSession(session, deadline, config.clock)
     except TimeoutError:
         await pump.close()
         raise AttestationTimeout(
@@ -237,7 +301,7 @@ async def _establish(
         await pump.close()
         raise
     logger.info("connection %s attested (%s)", connection_id, config.binding)
-    return AsyncAttestedConnection(pump, info, pending, connection_id)
+    return AsyncAttestedConnection(pump, info, pending, connection_id, unfinished)
 
 
 async def open_connection(

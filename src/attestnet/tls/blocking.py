@@ -3,6 +3,10 @@
 The socket is non-blocking, with waits through `select`, until the handshake and the
 attestation exchange are done within `config.handshake_timeout`. After that it is
 blocking, so application data moves at pyOpenSSL's socket speed.
+
+A side that only attests returns as soon as it has sent its authenticator and DONE
+(see `AttestationSession.ready`). Its first `recv` then reads the peer's DONE, still
+within the handshake deadline, and raises `PeerAborted` if the peer rejected it.
 """
 
 from __future__ import annotations
@@ -13,6 +17,8 @@ import select
 import socket
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
 from functools import partial
 from types import TracebackType
 from typing import Any, TypeVar
@@ -34,7 +40,7 @@ from attestnet.tls._establish import (
     use_identity,
 )
 from attestnet.tls.config import AttestedTLSConfig, Binding
-from attestnet.tls.errors import AttestationTimeout, PeerAborted
+from attestnet.tls.errors import AttestationProtocolError, AttestationTimeout, PeerAborted
 from attestnet.tls.identity import Identity
 from attestnet.tls.session import AttestationSession
 
@@ -60,12 +66,14 @@ class AttestedConnection:
         info: AttestationInfo,
         pending: bytes,
         connection_id: str,
+        unfinished: _UnfinishedSession | None = None,
     ) -> None:
         self._sock = sock
         self._connection = connection
         self.info = info
         self._pending = bytearray(pending)
         self.connection_id = connection_id
+        self._unfinished = unfinished
 
     @property
     def binding(self) -> Binding:
@@ -97,7 +105,13 @@ class AttestedConnection:
         return exporter_for(self._connection)(label, context, length)
 
     def recv(self, size: int = _READ_SIZE) -> bytes:
-        """Return up to `size` bytes of application data; b"" at the end of the stream."""
+        """Return up to `size` bytes of application data; b"" at the end of the stream.
+
+        On a side that only attests, the first call first reads the peer's DONE and
+        raises `PeerAborted` (closing the connection) if the peer rejected this side.
+        """
+        if self._unfinished is not None:
+            self._finish_attestation(self._unfinished)
         if self._pending:
             data = bytes(self._pending[:size])
             del self._pending[:size]
@@ -107,13 +121,39 @@ class AttestedConnection:
         except (SSL.ZeroReturnError, SSL.SysCallError):
             return b""
 
+    def _finish_attestation(self, unfinished: _UnfinishedSession) -> None:
+        """Read the peer's DONE; on any failure close the connection and raise."""
+        self._unfinished = None
+        session = unfinished.session
+        self._sock.setblocking(False)
+        try:
+            while not session.complete:
+                data = _receive(self._connection, self._sock, unfinished.deadline)
+                session.receive_data(data, unfinished.clock())
+        except BaseException as error:
+            session.fail(error)
+            _abort(self._connection, self._sock)
+            raise
+        self._sock.setblocking(True)
+        self._pending += session.take_application_data()
+
     def sendall(self, data: bytes) -> None:
         self._connection.sendall(data)
 
     def close(self) -> None:
-        with contextlib.suppress(SSL.Error):
-            self._connection.shutdown()
-        self._sock.close()
+        """Close with close_notify.
+
+        On a side that only attests and has not read the peer's DONE yet, first wait
+        for it (within the handshake deadline), so that a rejection by the peer is
+        logged and the peer's DONE does not meet a closed socket (a TCP reset).
+        """
+        if self._unfinished is not None:
+            try:
+                self._finish_attestation(self._unfinished)
+            except (AttestationProtocolError, SSL.Error, OSError) as error:
+                logger.warning("connection %s: %s", self.connection_id, error)
+                return
+        _abort(self._connection, self._sock)
 
     def __enter__(self) -> AttestedConnection:
         return self
@@ -125,6 +165,15 @@ class AttestedConnection:
         traceback: TracebackType | None,
     ) -> None:
         self.close()
+
+
+@dataclass(frozen=True)
+class _UnfinishedSession:
+    """A session whose side may send but has not read the peer's DONE yet."""
+
+    session: AttestationSession
+    deadline: float
+    clock: Callable[[], datetime]
 
 
 def _wait(sock: socket.socket, deadline: float, *, for_read: bool, what: str) -> None:
@@ -165,6 +214,16 @@ def _receive(connection: SSL.Connection, sock: socket.socket, deadline: float) -
         raise PeerAborted(0, "peer closed the connection during attestation") from None
 
 
+def _receive_if_available(connection: SSL.Connection) -> bytes:
+    """Return what the peer has sent already, without waiting; b"" if nothing."""
+    try:
+        return bytes(connection.recv(_READ_SIZE))
+    except (SSL.WantReadError, SSL.WantWriteError):
+        return b""
+    except (SSL.ZeroReturnError, SSL.SysCallError):
+        raise PeerAborted(0, "peer closed the connection during attestation") from None
+
+
 def _run_session(
     connection: SSL.Connection,
     sock: socket.socket,
@@ -173,16 +232,25 @@ def _run_session(
     deadline: float,
 ) -> bytes:
     session.start()
-    _send_all(connection, sock, session.data_to_send(), deadline)
-    while not session.complete:
+    # A TLS client sends its HELLO and request right behind its Finished, so the
+    # server usually has them already: answering them in the same write as its own
+    # HELLO saves the peer a wake-up.
+    data = _receive_if_available(connection)
+    while True:
+        if data:
+            try:
+                session.receive_data(data, config.clock())
+            except BaseException:
+                # The ERROR frame is a courtesy: the peer may have gone already, and
+                # this side's error is the one to report.
+                _best_effort_send(connection, session.data_to_send())
+                raise
+        outgoing = session.data_to_send()
+        if outgoing:
+            _send_all(connection, sock, outgoing, deadline)
+        if session.ready:
+            return session.take_application_data()
         data = _receive(connection, sock, deadline)
-        try:
-            session.receive_data(data, config.clock())
-        finally:
-            outgoing = session.data_to_send()
-            if outgoing:
-                _send_all(connection, sock, outgoing, deadline)
-    return session.take_application_data()
 
 
 def _establish(
@@ -203,6 +271,7 @@ def _establish(
         info.timings["tls_handshake"] = time.perf_counter() - started
         check_handshake(connection)
         pending = b""
+        unfinished = None
         if config.binding is Binding.CERT and config.role.appraises:
             appraise_cert_binding(connection, config, info)
         elif config.binding is Binding.EXPAT:
@@ -217,18 +286,20 @@ def _establish(
                 _best_effort_send(connection, session.data_to_send())
                 raise
             finish_session_info(info, session, time.perf_counter() - started)
+            if not session.complete:
+                unfinished = _UnfinishedSession(session, deadline, config.clock)
     except BaseException:
         _abort(connection, sock)
         raise
     sock.setblocking(True)
     logger.info("connection %s attested (%s)", connection_id, config.binding)
-    return AttestedConnection(sock, connection, info, pending, connection_id)
+    return AttestedConnection(sock, connection, info, pending, connection_id, unfinished)
 
 
 def _best_effort_send(connection: SSL.Connection, data: bytes) -> None:
     if not data:
         return
-    with contextlib.suppress(SSL.Error):
+    with contextlib.suppress(SSL.Error, OSError):
         connection.send(data)
 
 

@@ -4,9 +4,15 @@ Each side's stream, after the TLS handshake, is
 `HELLO, [AUTHENTICATOR_REQUEST], [AUTHENTICATOR], DONE, application data...`:
 the request is sent when this side appraises the peer, the authenticator when the
 peer requested one. A side sends DONE once it has appraised the peer (if it asked)
-and sent its authenticator (if asked). The session is complete when it has sent DONE
-and read the peer's DONE; only then may the adapter hand application data over in
-either direction. `ReceiveState` is named after the frame expected next.
+and sent its authenticator (if asked).
+
+`ready` says when the adapter may return the connection, so that the application
+can send: a side that appraises its peer waits until it has sent DONE and read the
+peer's DONE; a side that only attests needs nothing more from the peer and is ready
+once it has sent DONE, which saves the round trip of the peer's DONE. Application
+data from the peer is handed over only once `complete` (this side's DONE sent and
+the peer's DONE read); a pure attester reads the peer's DONE (or ERROR) with its
+first application read. `ReceiveState` is named after the frame expected next.
 
 The adapter passes the TLS connection's exporter, the authenticator hash of the
 negotiated cipher suite and, when the peer is the TLS server (or sent a client
@@ -149,7 +155,16 @@ class AttestationSession:
 
     @property
     def complete(self) -> bool:
+        """This side has sent its DONE and read the peer's: the exchange is over."""
         return self._done_sent and self.state is ReceiveState.APPLICATION_DATA
+
+    @property
+    def ready(self) -> bool:
+        """The application may send: this side sent DONE and, if it appraises the peer,
+        the peer's DONE has been read too."""
+        if not self._done_sent or self.state is ReceiveState.FAILED:
+            return False
+        return self.state is ReceiveState.APPLICATION_DATA or not self._requests
 
     def start(self) -> None:
         """Queue this side's HELLO and, when it appraises the peer, its request."""
@@ -193,13 +208,18 @@ class AttestationSession:
             raise
 
     def fail(self, error: BaseException) -> None:
-        """Queue an ERROR frame for `error` and stop the session."""
+        """Queue an ERROR frame for `error` and stop the session.
+
+        After this side's DONE every byte it sends is application data, so from then
+        on no ERROR frame is queued: the adapter closes the connection instead.
+        """
         if self.state is ReceiveState.FAILED:
             return
         self.state = ReceiveState.FAILED
         alert = alert_for(error)
         self._log.warning("attestation failed (%s): %s", alert.name, error)
-        self._outgoing += encode_frame(FrameType.ERROR, encode_error(alert, str(error)))
+        if not self._done_sent:
+            self._outgoing += encode_frame(FrameType.ERROR, encode_error(alert, str(error)))
 
     def take_application_data(self) -> bytes:
         """Return application data that arrived after the peer's DONE, once complete."""
