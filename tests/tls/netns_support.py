@@ -25,6 +25,7 @@ takes a handshake timeout, so a test against a silent server ends in seconds.
 from __future__ import annotations
 
 import argparse
+import functools
 import itertools
 import json
 import os
@@ -57,29 +58,39 @@ DPU_LINK = "dpu-relay"
 _network_numbers = itertools.count(1)
 
 
-def unavailable_reason() -> str | None:
-    """Return why namespaces cannot be created here, or None when they can."""
-    if sys.platform != "linux":
-        return "network namespaces need Linux"
-    if os.geteuid() != 0:
-        return "network namespaces need root: run the netns tests as root"
-    if shutil.which("ip") is None:
-        return "the ip command is missing: apt-get install iproute2"
-    if shutil.which("ss") is None:
-        return "the ss command is missing: apt-get install iproute2"
-    return None
-
-
 class NamespaceSetupError(RuntimeError):
     """An `ip` command that builds the test network failed."""
 
 
 def run_ip(*args: str) -> str:
-    """Run `ip ARGS`; return its output or raise NamespaceSetupError with its stderr."""
+    """Run `ip ARGS` and return its output, or raise NamespaceSetupError with its stderr."""
     result = subprocess.run(["ip", *args], capture_output=True, text=True, timeout=10)
     if result.returncode != 0:
         raise NamespaceSetupError(f"ip {' '.join(args)} failed: {result.stderr.strip()}")
     return result.stdout
+
+
+@functools.cache
+def unavailable_reason() -> str | None:
+    """Return why namespaces cannot be created here, or None when they can.
+
+    The first call creates and deletes a probe namespace, because a container may
+    forbid namespaces even to root.
+    """
+    if sys.platform != "linux":
+        return "network namespaces need Linux"
+    if os.geteuid() != 0:
+        return "network namespaces need root: run the netns tests as root"
+    for command in ("ip", "ss"):
+        if shutil.which(command) is None:
+            return f"the {command} command is missing: apt-get install iproute2"
+    probe = f"an-{os.getpid()}-probe"
+    try:
+        run_ip("netns", "add", probe)
+    except NamespaceSetupError as error:
+        return f"this system does not allow network namespaces: {error}"
+    run_ip("netns", "del", probe)
+    return None
 
 
 @dataclass(frozen=True)
@@ -157,19 +168,25 @@ class NamespaceProcess:
     def stderr(self) -> str:
         return self.stderr_path.read_text(errors="replace")
 
-    def wait_until(self, ready: Callable[[], bool], what: str, timeout: float = 10) -> None:
-        """Poll `ready` until it returns True; raise if the program exits or time runs out."""
+    def wait_until(self, ready: Callable[[], bool], condition: str, timeout: float = 10) -> None:
+        """Poll `ready` until it returns True.
+
+        Raise AssertionError, with the program's output, if the program exits first or
+        `timeout` seconds pass; `condition` describes `ready` in that message.
+        """
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.popen.poll() is not None:
                 raise AssertionError(
-                    f"{self.label} exited with {self.popen.returncode} before {what}:\n"
+                    f"{self.label} exited with {self.popen.returncode} before {condition}:\n"
                     f"{self.stdout}\n{self.stderr}"
                 )
             if ready():
                 return
             time.sleep(0.05)
-        raise AssertionError(f"{self.label} did not get to {what} in {timeout} s:\n{self.stderr}")
+        raise AssertionError(
+            f"{self.label} timed out after {timeout} s waiting for {condition}:\n{self.stderr}"
+        )
 
     def wait_listening(self, port: int, timeout: float = 10) -> None:
         self.wait_until(
@@ -193,7 +210,7 @@ class NamespaceProcess:
 
 
 class Network:
-    """Three namespaces (host, relay, dpu) with routing; removes all of them on exit.
+    """Three namespaces (host, relay, dpu) joined by veth pairs, all deleted on exit.
 
     Programs started with `start` are stopped before the namespaces are deleted.
     Deleting a namespace destroys the veth ends inside it, and with them their peers.
@@ -358,7 +375,7 @@ class _Direction:
             return None
 
     def send(self, data: bytes) -> None:
-        """Send to the target; once the target has gone, drop the data and say so."""
+        """Send to the target. Once the target has closed, drop the data and print an event."""
         from OpenSSL import SSL
 
         try:
@@ -368,11 +385,12 @@ class _Direction:
 
 
 class _Rewrapper:
-    """Moves the agent's evidence into an authenticator signed with the relay's TLS key.
+    """The relay's replacement of the agent's authenticator by one it signs itself.
 
-    The new authenticator answers the host's request on the host's session, so its
-    CertificateVerify and Finished verify; only the binder inside the evidence is
-    still the one of the agent's session with the relay.
+    The new authenticator carries the agent's evidence and responds to the host's
+    request on the host's session with the relay's TLS key, so its CertificateVerify and
+    Finished verify. Only the binder inside the evidence still belongs to the agent's
+    session with the relay.
     """
 
     def __init__(self) -> None:
@@ -514,13 +532,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="move the agent's evidence into an authenticator signed by the relay's key",
     )
-    relay.add_argument("--timeout", type=float, default=8.0, metavar="SECONDS")
+    relay.add_argument(
+        "--timeout",
+        type=float,
+        default=8.0,
+        metavar="SECONDS",
+        help="exit after this many seconds even if a peer is still connected (default: 8)",
+    )
     relay.set_defaults(handler=_relay)
+
     client = commands.add_parser("connect", help="attest an agent, print the outcome as JSON")
     client.add_argument("address", metavar="HOST:PORT")
     client.add_argument("--policy", required=True, type=Path)
-    client.add_argument("--timeout", type=float, default=2.0, metavar="SECONDS")
+    client.add_argument(
+        "--timeout",
+        type=float,
+        default=2.0,
+        metavar="SECONDS",
+        help="handshake timeout: TLS handshake plus attestation (default: 2)",
+    )
     client.set_defaults(handler=_connect)
+
     args = parser.parse_args(argv)
     code: int = args.handler(args)
     return code

@@ -27,7 +27,6 @@ from tests.tls.netns_support import (
     RELAY_HOST_LINK,
     SERVICE_ADDRESS,
     NamespaceProcess,
-    NamespaceSetupError,
     Network,
     existing_namespaces,
     unavailable_reason,
@@ -49,16 +48,8 @@ def _skip_unless_namespaces_work() -> None:
 def network(tmp_path: Path) -> Iterator[Network]:
     """Host, relay and DPU namespaces, deleted with every program in them at the end."""
     _skip_unless_namespaces_work()
-    try:
-        network = Network(tmp_path).__enter__()
-    except NamespaceSetupError as error:
-        if "Operation not permitted" in str(error):
-            pytest.skip(f"this system forbids network namespaces: {error}")
-        raise
-    try:
+    with Network(tmp_path) as network:
         yield network
-    finally:
-        network.close()
 
 
 def start_agent(
@@ -151,7 +142,7 @@ def test_changed_configuration_rejected_across_namespaces(network: Network, tmp_
     first = start_agent(network, tmp_path, "--config", str(config), "--write-policy", str(policy))
     first.stop()
 
-    # The same agent with a changed configuration; the policy keeps the old digest.
+    # The same agent with a changed configuration. The policy keeps the old digest.
     config.write_text("inspection = 'off'\n")
     agent = start_agent(network, tmp_path, "--config", str(config), label="changed-agent")
     result = attest(network, policy)
@@ -169,7 +160,7 @@ def test_changed_code_rejected_across_namespaces(network: Network, tmp_path: Pat
     first = start_agent(network, tmp_path, "--write-policy", str(policy))
     first.stop()
 
-    # Run the agent from a copy of the package with one added line; the sim
+    # Run the agent from a copy of the package with one added line. The sim
     # attester measures the code it runs from.
     code = tmp_path / "changed-code"
     shutil.copytree(package_dir(), code / "attestnet", ignore=shutil.ignore_patterns("__pycache__"))
@@ -226,8 +217,8 @@ def test_forwarding_relay_rejected(network: Network, tmp_path: Path) -> None:
     assert ("agent", "AUTHENTICATOR") in forwarded
     assert host_alerts(events) == ["decrypt_error"]
     assert agent.popen.poll() is None, "the agent must keep serving after the relay"
-    # A pure attester is ready once it has sent DONE, so the agent took the relay for
-    # an ordinary client and sent its greeting; only the host can detect the relay.
+    # A pure attester is ready once it has sent DONE. So the agent took the relay for
+    # an ordinary client and sent its greeting, and only the host can detect the relay.
     assert not [e for e in events if e["event"] == "application_data" and e["source"] == "host"]
 
 
@@ -239,8 +230,8 @@ def test_rewrapping_relay_rejected_at_binder(network: Network, tmp_path: Path) -
     result = attest(network, policy)
 
     assert result.returncode == 1, result.stdout + result.stderr
-    # The relay's own authenticator verifies; the evidence nonce is the binder of the
-    # agent's session with the relay, not of the host's session.
+    # The relay's own authenticator verifies, but the evidence nonce is the binder of
+    # the agent's session with the relay, not of the host's session.
     assert "FAIL binder" in result.stdout
     assert "PASS 3. binder" not in result.stdout
     assert GREETING not in result.stdout
@@ -255,18 +246,22 @@ def test_rewrapping_relay_rejected_at_binder(network: Network, tmp_path: Path) -
 # -- a plain TLS server where the host requires expat -----------------------------------
 
 
-def test_plain_tls_agent_rejected(network: Network, tmp_path: Path) -> None:
-    policy = write_sim_policy(tmp_path)
-    # With binding none the agent greets right after the TLS handshake.
-    start_agent(network, tmp_path, "--binding", "none")
+def test_agent_without_attestation_rejected(network: Network, tmp_path: Path) -> None:
+    policy = tmp_path / "policy.toml"
+    genuine = start_agent(network, tmp_path, "--write-policy", str(policy))
+    accepted = attest(network, policy)
+    assert accepted.returncode == 0, accepted.stdout + accepted.stderr
+    genuine.stop()
 
+    # The same agent with binding none: plain TLS 1.3, and the greeting comes right
+    # after the handshake.
+    start_agent(network, tmp_path, "--binding", "none", label="plain-agent")
     result = attest(network, policy)
 
     # The host rejects the greeting's first byte as an unknown frame (UnexpectedMessage).
-    # NOTE: the agent closes with the host's frames unread, so its kernel may reset
-    # the connection; when the reset arrives before the host sends its ERROR frame,
-    # `attestnet attest` reports the reset (exit 2) instead of the UnexpectedMessage
-    # (exit 1), although it logged the UnexpectedMessage first.
+    # NOTE: the agent closes with the host's frames unread, so its kernel may reset the
+    # connection. If the reset arrives before the host sends its ERROR frame, `attestnet
+    # attest` exits 2 on the reset instead of 1 on the UnexpectedMessage it has logged.
     assert result.returncode in (1, 2), result.stdout + result.stderr
     assert "unknown attestation frame type 0x68" in result.stderr
     assert GREETING not in result.stdout
@@ -284,8 +279,9 @@ def test_silent_openssl_server_rejected(network: Network, tmp_path: Path) -> Non
          "-keyout", str(key), "-out", str(certificate)],
         check=True, capture_output=True, timeout=15,
     )  # fmt: skip
-    # s_server reads its standard input to send to the client; an open, empty pipe
-    # keeps it connected and silent, as a plain TLS service waiting for a request.
+    # s_server sends what it reads on standard input to the client, and closes the
+    # connection at end of input. An open, empty pipe keeps it connected and silent,
+    # like a plain TLS service that waits for a request.
     server = network.start(
         network.dpu,
         "openssl", "s_server", "-accept", str(AGENT_PORT), "-tls1_3", "-naccept", "1",
@@ -312,7 +308,8 @@ def test_silent_openssl_server_rejected(network: Network, tmp_path: Path) -> Non
     assert outcome["error"] == "AttestationTimeout"
     assert outcome["seconds"] < 5
     server.stop()
-    # The TLS handshake completed, so the rejection is the missing attestation.
+    # s_server prints the session after a completed TLS handshake, so the host
+    # rejected the missing attestation and not the TLS connection.
     assert "BEGIN SSL SESSION PARAMETERS" in server.stdout
 
 
