@@ -52,14 +52,33 @@ def network(tmp_path: Path) -> Iterator[Network]:
         yield network
 
 
+def package_snapshot(folder: Path) -> Path:
+    """Copy the attestnet package under `folder` once; return the folder for PYTHONPATH.
+
+    The sim attester measures the code the agent runs from. Agents run from this copy,
+    so that an edit to the checkout between two agent starts in one test does not
+    change the measured code.
+    """
+    snapshot = folder / "code"
+    if not snapshot.exists():
+        ignore = shutil.ignore_patterns("__pycache__")
+        shutil.copytree(package_dir(), snapshot / "attestnet", ignore=ignore)
+    return snapshot
+
+
 def start_agent(
     network: Network,
     folder: Path,
     *extra: str,
     label: str = "agent",
-    env: dict[str, str] | None = None,
+    code: Path | None = None,
 ) -> NamespaceProcess:
-    """Start `attestnet agent` (sim attester) in the DPU namespace on every address."""
+    """Start `attestnet agent` (sim attester) in the DPU namespace on every address.
+
+    The agent runs from `code` (a folder that contains the attestnet package), by
+    default from a copy of this checkout's package made by `package_snapshot`.
+    """
+    env = {**os.environ, "PYTHONPATH": str(code or package_snapshot(folder))}
     agent = network.start_python(
         network.dpu,
         "-m",
@@ -162,12 +181,13 @@ def test_changed_code_rejected_across_namespaces(network: Network, tmp_path: Pat
 
     # Run the agent from a copy of the package with one added line. The sim
     # attester measures the code it runs from.
-    code = tmp_path / "changed-code"
-    shutil.copytree(package_dir(), code / "attestnet", ignore=shutil.ignore_patterns("__pycache__"))
-    with (code / "attestnet" / "cli" / "agent.py").open("a") as file:
+    changed = tmp_path / "changed-code"
+    shutil.copytree(
+        package_snapshot(tmp_path), changed, ignore=shutil.ignore_patterns("__pycache__")
+    )
+    with (changed / "attestnet" / "cli" / "agent.py").open("a") as file:
         file.write("# a line the reference values do not contain\n")
-    env = {**os.environ, "PYTHONPATH": str(code)}
-    start_agent(network, tmp_path, label="changed-code-agent", env=env)
+    start_agent(network, tmp_path, label="changed-code-agent", code=changed)
     result = attest(network, policy)
 
     assert result.returncode == 1, result.stdout + result.stderr
