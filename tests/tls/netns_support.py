@@ -6,6 +6,9 @@ IPv4 between the others:
     host 10.77.1.1 ---- 10.77.1.2 relay 10.77.2.1 ---- 10.77.2.2 dpu
                                                            service address 10.77.9.1
 
+With `Network(ipv6=True)` the same layout also has IPv6 addresses: fd77:1::/64 and
+fd77:2::/64 on the links and fd77:9::1 as the service address.
+
 The host reaches the DPU's service address only through the relay namespace.
 `Network.hijack_service_address` makes the relay namespace accept the service address
 itself, as an attacker on the path would, while it still reaches the DPU at its link
@@ -48,6 +51,13 @@ RELAY_HOST_SIDE = "10.77.1.2"
 RELAY_DPU_SIDE = "10.77.2.1"
 DPU_ADDRESS = "10.77.2.2"
 SERVICE_ADDRESS = "10.77.9.1"
+
+# The same layout in IPv6 unique local addresses, set up by Network(ipv6=True).
+HOST_ADDRESS6 = "fd77:1::1"
+RELAY_HOST_SIDE6 = "fd77:1::2"
+RELAY_DPU_SIDE6 = "fd77:2::1"
+DPU_ADDRESS6 = "fd77:2::2"
+SERVICE_ADDRESS6 = "fd77:9::1"
 
 # veth names, each inside its own namespace: "<this side>-<other side>".
 HOST_LINK = "host-relay"
@@ -216,9 +226,10 @@ class Network:
     Deleting a namespace destroys the veth ends inside it, and with them their peers.
     """
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, *, ipv6: bool = False) -> None:
         prefix = f"an-{os.getpid()}-{next(_network_numbers)}"
         self.folder = folder
+        self.ipv6 = ipv6
         self.host = Namespace(f"{prefix}-host")
         self.relay = Namespace(f"{prefix}-relay")
         self.dpu = Namespace(f"{prefix}-dpu")
@@ -262,10 +273,37 @@ class Network:
         )
         run_ip("-n", self.relay.name, "route", "add", f"{SERVICE_ADDRESS}/32", "via", DPU_ADDRESS)
         run_ip("-n", self.dpu.name, "route", "add", f"{HOST_ADDRESS}/32", "via", RELAY_DPU_SIDE)
-        result = self.relay.run("sysctl", "-q", "-w", "net.ipv4.ip_forward=1", timeout=5)
+        self._sysctl(self.relay, "net.ipv4.ip_forward=1")
+        if self.ipv6:
+            self._create_ipv6()
+
+    def _create_ipv6(self) -> None:
+        # nodad: the addresses are usable at once instead of after duplicate
+        # address detection, which would delay the first connection by a second or more.
+        for namespace, link, address in (
+            (self.host, HOST_LINK, HOST_ADDRESS6),
+            (self.relay, RELAY_HOST_LINK, RELAY_HOST_SIDE6),
+            (self.relay, RELAY_DPU_LINK, RELAY_DPU_SIDE6),
+            (self.dpu, DPU_LINK, DPU_ADDRESS6),
+        ):
+            run_ip("-n", namespace.name, "address", "add", f"{address}/64", "dev", link, "nodad")
+        run_ip("-n", self.dpu.name, "address", "add", f"{SERVICE_ADDRESS6}/128", "dev", "lo")
+        routes = (
+            (self.host, f"{DPU_ADDRESS6}/128", RELAY_HOST_SIDE6),
+            (self.host, f"{SERVICE_ADDRESS6}/128", RELAY_HOST_SIDE6),
+            (self.relay, f"{SERVICE_ADDRESS6}/128", DPU_ADDRESS6),
+            (self.dpu, f"{HOST_ADDRESS6}/128", RELAY_DPU_SIDE6),
+        )
+        for namespace, destination, gateway in routes:
+            run_ip("-n", namespace.name, "-6", "route", "add", destination, "via", gateway)
+        self._sysctl(self.relay, "net.ipv6.conf.all.forwarding=1")
+
+    @staticmethod
+    def _sysctl(namespace: Namespace, setting: str) -> None:
+        result = namespace.run("sysctl", "-q", "-w", setting, timeout=5)
         if result.returncode != 0:
             raise NamespaceSetupError(
-                f"cannot turn on IPv4 forwarding in {self.relay.name}: {result.stderr.strip()}"
+                f"sysctl -w {setting} in {namespace.name} failed: {result.stderr.strip()}"
             )
 
     @staticmethod
@@ -288,6 +326,9 @@ class Network:
         connections to the service address end in the relay namespace.
         """
         run_ip("-n", self.relay.name, "address", "add", f"{SERVICE_ADDRESS}/32", "dev", "lo")
+        if self.ipv6:
+            service = f"{SERVICE_ADDRESS6}/128"
+            run_ip("-n", self.relay.name, "address", "add", service, "dev", "lo")
 
     def start(
         self,
@@ -341,7 +382,7 @@ def existing_namespaces() -> set[str]:
 
 def _parse_address(text: str) -> tuple[str, int]:
     host, _, port = text.rpartition(":")
-    return host, int(port)
+    return host.strip("[]"), int(port)
 
 
 def _emit(**event: Any) -> None:

@@ -26,6 +26,7 @@ from tests.tls.netns_support import (
     RELAY_DPU_LINK,
     RELAY_HOST_LINK,
     SERVICE_ADDRESS,
+    SERVICE_ADDRESS6,
     NamespaceProcess,
     Network,
     existing_namespaces,
@@ -72,6 +73,7 @@ def start_agent(
     *extra: str,
     label: str = "agent",
     code: Path | None = None,
+    listen: str = f"0.0.0.0:{AGENT_PORT}",
 ) -> NamespaceProcess:
     """Start `attestnet agent` (sim attester) in the DPU namespace on every address.
 
@@ -85,7 +87,7 @@ def start_agent(
         "attestnet",
         "agent",
         "--listen",
-        f"0.0.0.0:{AGENT_PORT}",
+        listen,
         "--state-dir",
         str(folder / "state"),
         *extra,
@@ -97,11 +99,11 @@ def start_agent(
     return agent
 
 
-def attest(network: Network, policy: Path) -> subprocess.CompletedProcess[str]:
-    """Run `attestnet attest` in the host namespace against the DPU's service address."""
-    return network.host.python(
-        "-m", "attestnet", "attest", f"{SERVICE_ADDRESS}:{AGENT_PORT}", "--policy", str(policy)
-    )
+def attest(
+    network: Network, policy: Path, address: str = f"{SERVICE_ADDRESS}:{AGENT_PORT}"
+) -> subprocess.CompletedProcess[str]:
+    """Run `attestnet attest` in the host namespace, by default against the service address."""
+    return network.host.python("-m", "attestnet", "attest", address, "--policy", str(policy))
 
 
 def write_sim_policy(folder: Path) -> Path:
@@ -152,6 +154,30 @@ def test_agent_attested_across_namespaces(network: Network, tmp_path: Path) -> N
     assert network.relay.tx_packets(RELAY_HOST_LINK) > sent_to_host
     agent.stop()
     assert "Traceback" not in agent.stderr
+
+
+def test_agent_attested_over_ipv6(tmp_path: Path) -> None:
+    _skip_unless_namespaces_work()
+    if not Path("/proc/sys/net/ipv6").exists():
+        pytest.skip("IPv6 is disabled in this kernel")
+    policy = tmp_path / "policy.toml"
+    with Network(tmp_path, ipv6=True) as network:
+        try:
+            start_agent(
+                network, tmp_path, "--write-policy", str(policy), listen=f"[::]:{AGENT_PORT}"
+            )
+        except AssertionError as error:
+            if "Address family for hostname not supported" in str(error):
+                pytest.xfail(
+                    "attestnet.tls.blocking.listen creates an AF_INET socket, so the agent "
+                    "cannot listen on an IPv6 address"
+                )
+            raise
+        result = attest(network, policy, f"[{SERVICE_ADDRESS6}]:{AGENT_PORT}")
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "PASS 3. binder" in result.stdout
+    assert f"application data: '{GREETING}'" in result.stdout
 
 
 def test_changed_configuration_rejected_across_namespaces(network: Network, tmp_path: Path) -> None:
