@@ -138,7 +138,7 @@ def host_alerts(events: list[dict[str, Any]]) -> list[str]:
 # -- a genuine and a changed agent, routed through the relay namespace -------------------
 
 
-def test_agent_attested_across_namespaces(network: Network, tmp_path: Path) -> None:
+def test_genuine_agent_attested(network: Network, tmp_path: Path) -> None:
     policy = tmp_path / "policy.toml"
     agent = start_agent(network, tmp_path, "--write-policy", str(policy))
     sent_to_dpu = network.relay.tx_packets(RELAY_DPU_LINK)
@@ -180,7 +180,7 @@ def test_agent_attested_over_ipv6(tmp_path: Path) -> None:
     assert f"application data: '{GREETING}'" in result.stdout
 
 
-def test_changed_configuration_rejected_across_namespaces(network: Network, tmp_path: Path) -> None:
+def test_changed_configuration_rejected(network: Network, tmp_path: Path) -> None:
     config = tmp_path / "agent.toml"
     config.write_text("inspection = 'strict'\n")
     policy = tmp_path / "policy.toml"
@@ -200,7 +200,7 @@ def test_changed_configuration_rejected_across_namespaces(network: Network, tmp_
     assert agent.popen.poll() is None, "the agent must keep serving after a rejection"
 
 
-def test_changed_code_rejected_across_namespaces(network: Network, tmp_path: Path) -> None:
+def test_changed_code_rejected(network: Network, tmp_path: Path) -> None:
     policy = tmp_path / "policy.toml"
     first = start_agent(network, tmp_path, "--write-policy", str(policy))
     first.stop()
