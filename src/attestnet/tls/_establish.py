@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -55,6 +56,64 @@ def local_identity(config: AttestedTLSConfig) -> Identity | None:
     if config.binding is Binding.CERT and config.role.attests:
         return None
     return generate_identity()
+
+
+def client_identity(config: AttestedTLSConfig, info: AttestationInfo) -> Identity | None:
+    """Return the identity a TLS client presents or signs its authenticator with.
+
+    None when it needs none: a client that does not attest and has no configured
+    certificate sends no certificate, so generating one would be wasted work.
+    """
+    if config.certificate_chain is not None and config.private_key is not None:
+        return Identity(config.certificate_chain, config.private_key)
+    if not config.role.attests:
+        return None
+    if config.binding is Binding.CERT:
+        return cert_binding_identity(config, info)
+    return generate_identity()
+
+
+def client_presents(config: AttestedTLSConfig) -> bool:
+    """Whether a client puts its identity into the TLS handshake (else only into an
+    authenticator)."""
+    return config.certificate_chain is not None or (
+        config.binding is Binding.CERT and config.role.attests
+    )
+
+
+_client_contexts: dict[tuple[Any, ...], SSL.Context] = {}
+_CLIENT_CONTEXT_CACHE_SIZE = 32
+
+
+def client_context(config: AttestedTLSConfig, identity: Identity | None) -> SSL.Context:
+    """Return a client context, shared by connections with the same TLS settings.
+
+    Creating an SSL_CTX costs about as much as a tenth of a loopback handshake, so
+    clients reuse one per (binding, role, cipher suites, CA file). A context is not
+    shared when the identity has intermediates, which go into the context; the CA
+    file's modification time and size are part of the key, so a replaced file is
+    loaded again.
+    """
+    if identity is not None and len(identity.chain) > 1:
+        context = make_context(config, is_server=False)
+        add_chain(context, identity)
+        return context
+    ca_state: tuple[str, int, int] | None = None
+    if config.trusted_ca_file is not None:
+        try:
+            status = os.stat(config.trusted_ca_file)
+        except OSError:
+            return make_context(config, is_server=False)  # raises with the file's error
+        ca_state = (str(config.trusted_ca_file), status.st_mtime_ns, status.st_size)
+    key = (config.binding, config.role.appraises, config.tls13_ciphersuites, ca_state)
+    cached = _client_contexts.get(key)
+    if cached is not None:
+        return cached
+    context = make_context(config, is_server=False)
+    if len(_client_contexts) >= _CLIENT_CONTEXT_CACHE_SIZE:
+        _client_contexts.clear()
+    _client_contexts[key] = context
+    return context
 
 
 def cert_binding_identity(config: AttestedTLSConfig, info: AttestationInfo) -> Identity:
@@ -159,7 +218,7 @@ def new_session(
     connection_id: str,
 ) -> AttestationSession:
     peer = connection.get_peer_certificate(as_cryptography=True)
-    chain = tuple(_certificate_der(c) for c in identity.chain) if identity else ()
+    chain = identity.chain_der if identity else ()
     return AttestationSession(
         is_server=is_server,
         requests_attestation=config.role.appraises,

@@ -27,6 +27,9 @@ from attestnet.tls._establish import (
     appraise_cert_binding,
     cert_binding_identity,
     check_handshake,
+    client_context,
+    client_identity,
+    client_presents,
     exporter_for,
     finish_session_info,
     local_identity,
@@ -310,13 +313,9 @@ async def open_connection(
     """Connect, run the TLS 1.3 handshake and the configured attestation, and return."""
     connection_id = next_connection_id("aclient")
     info = AttestationInfo(config.binding)
-    identity = local_identity(config)
-    if identity is None:
-        identity = cert_binding_identity(config, info)
-    context = make_context(config, is_server=False)
-    add_chain(context, identity)
-    connection = SSL.Connection(context, None)
-    if config.binding is Binding.CERT or config.certificate_chain is not None:
+    identity = client_identity(config, info)
+    connection = SSL.Connection(client_context(config, identity), None)
+    if identity is not None and client_presents(config):
         use_identity(connection, identity)
     if server_hostname is not None:
         connection.set_tlsext_host_name(server_hostname.encode("idna"))
@@ -350,15 +349,18 @@ async def start_server(
     shared_identity = local_identity(config)
     context = make_context(config, is_server=True)
     if shared_identity is not None:
+        use_identity(context, shared_identity)
         add_chain(context, shared_identity)
 
     async def on_client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         connection_id = next_connection_id("aserver")
         info = AttestationInfo(config.binding)
         try:
-            identity = shared_identity or cert_binding_identity(config, info)
+            identity = shared_identity
             connection = SSL.Connection(context, None)
-            use_identity(connection, identity)
+            if identity is None:
+                identity = cert_binding_identity(config, info)
+                use_identity(connection, identity)
             connection.set_accept_state()
             attested = await _establish(
                 _Pump(connection, reader, writer),

@@ -31,6 +31,9 @@ from attestnet.tls._establish import (
     appraise_cert_binding,
     cert_binding_identity,
     check_handshake,
+    client_context,
+    client_identity,
+    client_presents,
     exporter_for,
     finish_session_info,
     local_identity,
@@ -50,6 +53,7 @@ logger = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
 _READ_SIZE = 65536
+_TCP_CORK: int | None = getattr(socket, "TCP_CORK", None)
 
 
 class AttestedConnection:
@@ -224,12 +228,42 @@ def _receive_if_available(connection: SSL.Connection) -> bytes:
         raise PeerAborted(0, "peer closed the connection during attestation") from None
 
 
+def _handshake(
+    connection: SSL.Connection, sock: socket.socket, deadline: float, *, cork: bool
+) -> None:
+    """Run the TLS handshake; with `cork`, leave the socket corked after the first flight.
+
+    A TLS 1.3 client's last flight is its Finished, and on expat its HELLO and request
+    follow at once. Corked (Linux TCP_CORK), they leave in one segment once
+    `_uncork` is called, so the server reads them with one wake-up.
+    """
+    corked = False
+    while True:
+        try:
+            connection.do_handshake()
+            return
+        except SSL.WantReadError:
+            if cork and not corked and _TCP_CORK is not None:
+                sock.setsockopt(socket.IPPROTO_TCP, _TCP_CORK, 1)
+                corked = True
+            _wait(sock, deadline, for_read=True, what="TLS handshake")
+        except SSL.WantWriteError:
+            _wait(sock, deadline, for_read=False, what="TLS handshake")
+
+
+def _uncork(sock: socket.socket) -> None:
+    if _TCP_CORK is not None:
+        sock.setsockopt(socket.IPPROTO_TCP, _TCP_CORK, 0)
+
+
 def _run_session(
     connection: SSL.Connection,
     sock: socket.socket,
     session: AttestationSession,
     config: AttestedTLSConfig,
     deadline: float,
+    *,
+    corked: bool,
 ) -> bytes:
     session.start()
     # A TLS client sends its HELLO and request right behind its Finished, so the
@@ -248,6 +282,9 @@ def _run_session(
         outgoing = session.data_to_send()
         if outgoing:
             _send_all(connection, sock, outgoing, deadline)
+        if corked:
+            _uncork(sock)
+            corked = False
         if session.ready:
             return session.take_application_data()
         data = _receive(connection, sock, deadline)
@@ -265,11 +302,18 @@ def _establish(
 ) -> AttestedConnection:
     deadline = time.monotonic() + config.handshake_timeout
     sock.setblocking(False)
+    # The client corks its Finished so that the first frames travel with it.
+    cork = not is_server and config.binding is Binding.EXPAT and _TCP_CORK is not None
     try:
         started = time.perf_counter()
-        _retry(sock, deadline, "TLS handshake", connection.do_handshake)
-        info.timings["tls_handshake"] = time.perf_counter() - started
-        check_handshake(connection)
+        try:
+            _handshake(connection, sock, deadline, cork=cork)
+            info.timings["tls_handshake"] = time.perf_counter() - started
+            check_handshake(connection)
+        except BaseException:
+            if cork:
+                _uncork(sock)
+            raise
         pending = b""
         unfinished = None
         if config.binding is Binding.CERT and config.role.appraises:
@@ -280,7 +324,7 @@ def _establish(
             )
             started = time.perf_counter()
             try:
-                pending = _run_session(connection, sock, session, config, deadline)
+                pending = _run_session(connection, sock, session, config, deadline, corked=cork)
             except AttestationTimeout as error:
                 session.fail(error)
                 _best_effort_send(connection, session.data_to_send())
@@ -319,15 +363,12 @@ def connect(
     """
     connection_id = next_connection_id("client")
     info = AttestationInfo(config.binding)
-    identity = local_identity(config)
-    if identity is None:
-        identity = cert_binding_identity(config, info)
-    context = make_context(config, is_server=False)
-    add_chain(context, identity)
+    identity = client_identity(config, info)
+    context = client_context(config, identity)
     sock = socket.create_connection((host, port), timeout=config.handshake_timeout)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     connection = SSL.Connection(context, sock)
-    if config.binding is Binding.CERT or config.certificate_chain is not None:
+    if identity is not None and client_presents(config):
         use_identity(connection, identity)
     if server_hostname is not None:
         connection.set_tlsext_host_name(server_hostname.encode("idna"))
@@ -346,6 +387,9 @@ class AttestedServer:
         self._identity = local_identity(config)
         self._context = make_context(config, is_server=True)
         if self._identity is not None:
+            # Once on the context, not per connection: pyOpenSSL converts the key and
+            # certificate through DER on every call.
+            use_identity(self._context, self._identity)
             add_chain(self._context, self._identity)
 
     @property
@@ -360,9 +404,11 @@ class AttestedServer:
         client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         connection_id = next_connection_id("server")
         info = AttestationInfo(self.config.binding)
-        identity = self._identity or cert_binding_identity(self.config, info)
+        identity = self._identity
         connection = SSL.Connection(self._context, client)
-        use_identity(connection, identity)
+        if identity is None:
+            identity = cert_binding_identity(self.config, info)
+            use_identity(connection, identity)
         connection.set_accept_state()
         return _establish(
             client,

@@ -10,12 +10,13 @@ It is kept as the benchmark baseline and for interoperability.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
@@ -46,6 +47,11 @@ class Identity:
 
     chain: tuple[x509.Certificate, ...]
     key: TIKPrivateKey
+
+    @functools.cached_property
+    def chain_der(self) -> tuple[bytes, ...]:
+        """The chain in DER, encoded once for every connection that uses this identity."""
+        return tuple(c.public_bytes(serialization.Encoding.DER) for c in self.chain)
 
 
 def _der_length(length: int) -> bytes:
