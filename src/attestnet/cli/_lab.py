@@ -1,45 +1,61 @@
 """A loopback test bed for the demo and the benchmark: attesters, agents, a relying party.
 
-`Lab` owns everything it starts (a temporary folder, swtpm, agent threads) and
-releases all of it on exit, so the demo and the benchmark leave nothing behind.
+`Lab` owns everything it starts (a temporary folder, swtpm, agent threads and
+processes) and releases all of it on exit, so the demo and the benchmark leave
+nothing behind.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import multiprocessing
 import shutil
 import tempfile
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Protocol
 
 from cryptography.hazmat.primitives.asymmetric import ec
 from OpenSSL import SSL
 
 from attestnet.appraisal import Policy, Verifier
 from attestnet.attesters.sim import SimAttester, measure_code, package_dir
-from attestnet.errors import AttestnetError, VerificationError
+from attestnet.errors import AttestnetError, ConfigError, VerificationError
 from attestnet.evidence.model import TrustAnchors
 from attestnet.tls.blocking import AttestedConnection, AttestedServer, connect, listen
 from attestnet.tls.config import AttestedTLSConfig, Attester, Binding, Role
 
-__all__ = ["GREETING", "AgentServer", "Lab"]
+__all__ = ["GREETING", "Agent", "AgentProcess", "AgentServer", "Lab", "RemoteAgent"]
 
 logger = logging.getLogger(__name__)
 
 GREETING = b"hello from the DPU agent\n"
 DEMO_AGENT_CONFIG = b'role = "dpu-agent"\ninspection_policy = "default"\n'
+_AGENT_PROCESS_TIMEOUT = 30.0
+
+
+class Agent(Protocol):
+    """An agent that the host can connect to, in this process or another one."""
+
+    name: str
+    server_timings: list[dict[str, float]]
+    failures: list[str]
+
+    @property
+    def port(self) -> int: ...
 
 
 class AgentServer:
-    """An attester-side TLS server on 127.0.0.1 that greets each client and closes.
+    """An attester-side TLS server on 127.0.0.1 that greets each client, one at a time.
 
     Accepts run in one background thread; a failed handshake or appraisal is logged
-    and the server keeps serving. `server_timings` keeps the attester-side phase
+    and the server keeps serving. After the greeting it waits until the client
+    closes. `server_timings` keeps the attester-side phase
     timings of each accepted connection, in order.
     """
 
@@ -72,13 +88,93 @@ class AgentServer:
                 continue
             with connection:
                 self.server_timings.append(dict(connection.timings))
-                with contextlib.suppress(SSL.Error, OSError):
+                try:
                     connection.sendall(GREETING)
+                    # Wait until the host closes. On expat the agent may greet before
+                    # the host's verdict; this read takes the host's DONE first, or
+                    # raises PeerAborted if the host rejected the agent.
+                    connection.recv(1)
+                except AttestnetError as exc:
+                    logger.info("agent %s: host rejected the agent: %s", self.name, exc)
+                    self.failures.append(str(exc))
+                except (SSL.Error, OSError):
+                    pass
 
     def stop(self) -> None:
         self._stopping.set()
         self._thread.join(timeout=5)
         self._server.close()
+
+
+@dataclass
+class RemoteAgent:
+    """An agent that an `AgentProcess` serves; its timings arrive when the process stops."""
+
+    name: str
+    port: int
+    server_timings: list[dict[str, float]] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+
+
+class AgentProcess:
+    """Agents served by a forked child process, each an `AgentServer` thread there.
+
+    The host (this process) and the agents then do not share an interpreter lock,
+    as on a real DPU and host, which are different machines. The child inherits the
+    attesters; a TPM attester's connection to swtpm is shared with this process, so
+    this process must not use that attester until `stop` returned. `stop` brings
+    back each agent's timings and failures.
+    """
+
+    def __init__(self, configs: dict[str, AttestedTLSConfig]) -> None:
+        context = multiprocessing.get_context("fork")
+        self._pipe, child_end = context.Pipe()
+        self._process = context.Process(
+            target=_serve_agents, args=(configs, child_end), name="attestnet-agents", daemon=True
+        )
+        self._process.start()
+        child_end.close()
+        ports: dict[str, int] = self._receive("start")
+        self.agents = {name: RemoteAgent(name, port) for name, port in ports.items()}
+
+    def _receive(self, what: str) -> Any:
+        if not self._pipe.poll(_AGENT_PROCESS_TIMEOUT):
+            raise ConfigError(f"the agent process did not {what} within {_AGENT_PROCESS_TIMEOUT} s")
+        try:
+            return self._pipe.recv()
+        except EOFError:
+            raise ConfigError(
+                f"the agent process exited during {what} (code {self._process.exitcode})"
+            ) from None
+
+    def stop(self) -> None:
+        """Stop the agents and copy their timings and failures into `agents`."""
+        if not self._process.is_alive():
+            return
+        try:
+            self._pipe.send("stop")
+            results: dict[str, tuple[list[dict[str, float]], list[str]]] = self._receive("stop")
+            for name, (timings, failures) in results.items():
+                self.agents[name].server_timings[:] = timings
+                self.agents[name].failures[:] = failures
+        finally:
+            self._process.join(timeout=5)
+            if self._process.is_alive():
+                self._process.terminate()
+                self._process.join(timeout=5)
+            self._pipe.close()
+
+
+def _serve_agents(configs: dict[str, AttestedTLSConfig], pipe: Connection) -> None:
+    """The agent process: serve until the parent says stop, then report."""
+    agents = [AgentServer(name, config) for name, config in configs.items()]
+    try:
+        pipe.send({agent.name: agent.port for agent in agents})
+        pipe.recv()
+    finally:
+        for agent in agents:
+            agent.stop()
+    pipe.send({agent.name: (agent.server_timings, agent.failures) for agent in agents})
 
 
 @dataclass
@@ -95,6 +191,7 @@ class Lab:
     policy: Policy = field(init=False)
     verifier: Verifier = field(init=False)
     _agents: list[AgentServer] = field(init=False, default_factory=list)
+    _agent_processes: list[AgentProcess] = field(init=False, default_factory=list)
     _stack: contextlib.ExitStack = field(init=False, default_factory=contextlib.ExitStack)
 
     def __enter__(self) -> Lab:
@@ -154,28 +251,47 @@ class Lab:
             file.write("# a line the reference values do not know\n")
         return SimAttester(self.sim.platform_key, measure_code(copy), self.sim.config_digest)
 
-    def start_agent(self, name: str, attester: Attester | None, binding: Binding) -> AgentServer:
+    @staticmethod
+    def agent_config(attester: Attester | None, binding: Binding) -> AttestedTLSConfig:
         # The agent attests itself to the host and does not authenticate the host,
         # hence insecure_unauthenticated_peer: the host's identity is not this demo's topic.
-        config = AttestedTLSConfig(
+        return AttestedTLSConfig(
             binding=binding,
             role=Role.ATTESTER,
             attester=attester,
             insecure_unauthenticated_peer=True,
         )
-        agent = AgentServer(name, config)
+
+    def start_agent(self, name: str, attester: Attester | None, binding: Binding) -> AgentServer:
+        """Start an agent in a thread of this process."""
+        agent = AgentServer(name, self.agent_config(attester, binding))
         self._agents.append(agent)
         return agent
+
+    def start_agent_process(
+        self, agents: dict[str, tuple[Attester | None, Binding]]
+    ) -> AgentProcess:
+        """Start the named agents in one child process; stop it before using a TPM here."""
+        configs = {
+            name: self.agent_config(attester, binding)
+            for name, (attester, binding) in agents.items()
+        }
+        process = AgentProcess(configs)
+        self._agent_processes.append(process)
+        return process
 
     def host_config(self, binding: Binding) -> AttestedTLSConfig:
         if binding is Binding.NONE:
             return AttestedTLSConfig(binding=binding, insecure_unauthenticated_peer=True)
         return AttestedTLSConfig(binding=binding, role=Role.RELYING_PARTY, appraiser=self.verifier)
 
-    def connect(self, agent: AgentServer, binding: Binding) -> AttestedConnection:
+    def connect(self, agent: Agent, binding: Binding) -> AttestedConnection:
         return connect("127.0.0.1", agent.port, self.host_config(binding))
 
     def close(self) -> None:
+        for process in self._agent_processes:
+            process.stop()
+        self._agent_processes.clear()
         for agent in self._agents:
             agent.stop()
         self._agents.clear()
@@ -183,7 +299,7 @@ class Lab:
 
 
 @contextlib.contextmanager
-def attested(lab: Lab, agent: AgentServer, binding: Binding) -> Iterator[AttestedConnection]:
+def attested(lab: Lab, agent: Agent, binding: Binding) -> Iterator[AttestedConnection]:
     """Connect to `agent` as the host and read its greeting; close on exit."""
     connection = lab.connect(agent, binding)
     try:
