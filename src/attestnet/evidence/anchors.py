@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import json
 import logging
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -22,10 +21,14 @@ from cryptography.hazmat.primitives.serialization import (
     load_pem_private_key,
     load_pem_public_key,
 )
-from cryptography.utils import CryptographyDeprecationWarning
 
-from attestnet.errors import ConfigError
+from attestnet.errors import ConfigError, MalformedEvidence
 from attestnet.evidence.model import Collateral, TrustAnchors
+from attestnet.evidence.x509chain import (
+    check_crl_fields,
+    load_certificate,
+    load_pem_certificates,
+)
 
 __all__ = [
     "jwk_to_public_key",
@@ -45,21 +48,15 @@ _CURVES: dict[str, ec.EllipticCurve] = {
 }
 
 
-def _load_der_certificate(data: bytes) -> x509.Certificate:
-    # AMD VCEK certificates carry serial number 0, and Google's TPM EK/AK CA names
-    # exceed the 64-character limit of X.520 attributes. Both come from real
-    # hardware chains, so cryptography's warnings about them are silenced here.
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", CryptographyDeprecationWarning)
-        warnings.simplefilter("ignore", UserWarning)
-        return x509.load_der_x509_certificate(data)
+def _load_der_certificate(data: bytes, source: str) -> x509.Certificate:
+    # load_certificate accepts the defects of real hardware chains (AMD VCEK serial
+    # number 0, Google's over-long TPM CA names) and rejects corrupt fields now rather
+    # than in the middle of a verification.
+    return load_certificate(data, format="certificate", what=source)
 
 
-def _load_pem_certificates(data: bytes) -> list[x509.Certificate]:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", CryptographyDeprecationWarning)
-        warnings.simplefilter("ignore", UserWarning)
-        return x509.load_pem_x509_certificates(data)
+def _load_pem_certificates(data: bytes, source: str) -> tuple[x509.Certificate, ...]:
+    return load_pem_certificates(data, format="certificate", what=source)
 
 
 def _b64url(value: str) -> bytes:
@@ -116,9 +113,9 @@ def parse_anchors(data: bytes, source: str = "anchor") -> TrustAnchors:
         certificates: tuple[x509.Certificate, ...] = ()
         if b"CERTIFICATE-----" in stripped:
             try:
-                certificates = tuple(_load_pem_certificates(stripped))
-            except ValueError as exc:
-                raise ConfigError(f"{source}: invalid PEM certificate: {exc}") from None
+                certificates = _load_pem_certificates(stripped, source)
+            except MalformedEvidence as exc:
+                raise ConfigError(f"{source}: invalid PEM certificate: {exc.detail}") from None
         public_keys: tuple[PublicKeyTypes, ...] = ()
         if b"PUBLIC KEY-----" in stripped:
             try:
@@ -130,12 +127,13 @@ def parse_anchors(data: bytes, source: str = "anchor") -> TrustAnchors:
         if certificates or public_keys:
             return TrustAnchors(certificates, public_keys)
         raise ConfigError(
-            f"{source}: PEM file contains no CERTIFICATE, PUBLIC KEY or PRIVATE KEY; give one of those"
+            f"{source}: PEM file contains no CERTIFICATE, PUBLIC KEY or PRIVATE KEY; "
+            "give one of those"
         )
 
     try:
-        return TrustAnchors(certificates=(_load_der_certificate(data),))
-    except ValueError:
+        return TrustAnchors(certificates=(_load_der_certificate(data, source),))
+    except MalformedEvidence:
         pass
     try:
         return TrustAnchors(public_keys=(load_der_public_key(data),))
@@ -180,20 +178,26 @@ def load_collateral_file(path: str | Path) -> Collateral:
         crls: list[x509.CertificateRevocationList] = []
         try:
             if b"CERTIFICATE-----" in stripped:
-                certificates = tuple(_load_pem_certificates(stripped))
+                certificates = _load_pem_certificates(stripped, f"collateral {path}")
             for block in stripped.split(b"-----BEGIN X509 CRL-----")[1:]:
-                crls.append(x509.load_pem_x509_crl(b"-----BEGIN X509 CRL-----" + block))
+                crl = x509.load_pem_x509_crl(b"-----BEGIN X509 CRL-----" + block)
+                check_crl_fields(crl, format="crl", what=f"collateral {path}")
+                crls.append(crl)
+        except MalformedEvidence as exc:
+            raise ConfigError(f"collateral {path}: invalid PEM: {exc.detail}") from None
         except ValueError as exc:
             raise ConfigError(f"collateral {path}: invalid PEM: {exc}") from None
         return Collateral(certificates=certificates, crls=tuple(crls))
 
     try:
-        return Collateral(certificates=(_load_der_certificate(data),))
-    except ValueError:
+        return Collateral(certificates=(_load_der_certificate(data, f"collateral {path}"),))
+    except MalformedEvidence:
         pass
     try:
-        return Collateral(crls=(x509.load_der_x509_crl(data),))
-    except ValueError:
+        crl = x509.load_der_x509_crl(data)
+        check_crl_fields(crl, format="crl", what=f"collateral {path}")
+        return Collateral(crls=(crl,))
+    except (ValueError, MalformedEvidence):
         pass
     raise ConfigError(f"collateral {path}: not a certificate, CRL or JSON document")
 

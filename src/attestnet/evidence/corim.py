@@ -20,7 +20,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import cbor2
-from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
@@ -37,6 +36,7 @@ from attestnet.evidence.cose import (
     verify_sign1_with_anchors,
 )
 from attestnet.evidence.model import Collateral, TrustAnchors, VerifiedEvidence
+from attestnet.evidence.x509chain import load_certificate
 
 __all__ = [
     "FORMAT",
@@ -332,12 +332,11 @@ def _crypto_key(value: Any, where: str) -> CryptoKey:
             public_key = load_pem_public_key(typed.value.encode())
         elif typed.type == "pkix-base64-cert" and isinstance(typed.value, str):
             text = typed.value
-            der = (
-                x509.load_pem_x509_certificate(text.encode())
-                if "-----BEGIN" in text
-                else x509.load_der_x509_certificate(base64.b64decode(text, validate=True))
+            encoded = (
+                text.encode() if "-----BEGIN" in text else base64.b64decode(text, validate=True)
             )
-            public_key = der.public_key()
+            certificate = load_certificate(encoded, format=FORMAT, what=f"{where} certificate")
+            public_key = certificate.public_key()
         elif typed.type == "cose-key":
             inner = typed.value
             if isinstance(inner, bytes):

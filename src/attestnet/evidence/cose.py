@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 from attestnet.errors import MalformedEvidence, SignatureError
 from attestnet.evidence.model import TrustAnchors
 from attestnet.evidence.signatures import Scheme, record_signatures, verify_signature
-from attestnet.evidence.x509chain import check_validity
+from attestnet.evidence.x509chain import check_chain_inputs, check_validity
 
 __all__ = [
     "ALGORITHMS",
@@ -417,8 +417,10 @@ def verify_with_anchors(
 ) -> PublicKeyTypes:
     """Verify with the first anchor key that fits `algorithm` and verifies; return that key.
 
-    Certificate anchors contribute their public key and must be valid at `at`.
+    Certificate anchors contribute their public key and must be valid at `at`; a
+    corrupt one raises ChainError.
     """
+    check_chain_inputs(anchors, format="cose")
     candidates: list[tuple[PublicKeyTypes, x509.Certificate | None]] = [
         (key, None) for key in anchors.public_keys
     ]

@@ -38,7 +38,13 @@ from attestnet.errors import ChainError, MalformedEvidence, SignatureError, Veri
 from attestnet.evidence import dcap_collateral as dc
 from attestnet.evidence.model import Collateral, TrustAnchors, VerifiedEvidence
 from attestnet.evidence.signatures import verify_signature
-from attestnet.evidence.x509chain import verify_chain
+from attestnet.evidence.x509chain import (
+    check_chain_inputs,
+    describe_path,
+    load_pem_certificates,
+    subject_text,
+    verify_chain,
+)
 
 __all__ = [
     "FORMAT",
@@ -327,13 +333,7 @@ def _parse_qe_report_data(reader: _Reader) -> QeCertificationData:
 
 def _parse_pck_chain(pem: bytes) -> tuple[x509.Certificate, ...]:
     """Parse the PEM PCK chain, ignoring the NUL that terminates it in real quotes."""
-    try:
-        chain = x509.load_pem_x509_certificates(pem.rstrip(b"\x00"))
-        for cert in chain:
-            dc.check_certificate_fields(cert)
-    except dc.CERTIFICATE_ERRORS as exc:
-        raise _malformed(f"PCK certificate chain is not valid PEM X.509: {exc}") from None
-    return tuple(chain)
+    return load_pem_certificates(pem.rstrip(b"\x00"), format=FORMAT, what="PCK certificate chain")
 
 
 def _parse_signature_data(data: bytes, version: int) -> tuple[bytes, bytes, QeCertificationData]:
@@ -442,7 +442,7 @@ def _check_revocation_coverage(
     crls: Sequence[x509.CertificateRevocationList],
 ) -> None:
     """Fail closed: every non-anchor certificate of the PCK path needs its issuer's CRL."""
-    issuers = {crl.issuer for crl in crls}
+    issuers = [crl.issuer for crl in crls]
     for cert in path:
         if cert in anchors.certificates:
             continue
@@ -452,7 +452,7 @@ def _check_revocation_coverage(
                 "collateral has no CRL from the issuer of a PCK chain certificate",
                 claim="crl issuer",
                 expected=cert.issuer.rfc4514_string(),
-                actual=sorted(name.rfc4514_string() for name in issuers) or "no CRLs",
+                actual=sorted({name.rfc4514_string() for name in issuers}) or "no CRLs",
             )
 
 
@@ -481,6 +481,7 @@ def _verify_document(
         at,
         Collateral(crls=collateral.crls),
         intermediates=document.issuer_chain or collateral.certificates,
+        format=FORMAT,
     )
     key = signer.public_key()
     verify_signature(
@@ -504,7 +505,7 @@ def _verify_document(
         )
     evidence.passed(
         f"{kind} signature",
-        f"{kind} signed by {signer.subject.rfc4514_string()}, "
+        f"{kind} signed by {subject_text(signer)}, "
         f"current {issue.isoformat()}..{next_update.isoformat()}",
     )
 
@@ -579,6 +580,7 @@ def verify(
     quote = parse(data)
     tee = "TDX" if quote.is_tdx else "SGX"
     evidence = VerifiedEvidence(format=tee.lower(), verified_at=at, claims={})
+    check_chain_inputs(anchors, collateral, format=FORMAT)
     gathered = dc.gather_collateral(
         collateral.documents if collateral else (),
         collateral.certificates if collateral else (),
@@ -611,13 +613,15 @@ def verify(
         raise ChainError("pck certificate chain", "the PCK certificate chain is empty")
     pck_leaf = chain[0]
     path = verify_chain(
-        pck_leaf, anchors, at, Collateral(crls=gathered.crls), intermediates=chain[1:]
+        pck_leaf,
+        anchors,
+        at,
+        Collateral(crls=gathered.crls),
+        intermediates=chain[1:],
+        format=FORMAT,
     )
     _check_revocation_coverage(path, anchors, gathered.crls)
-    evidence.passed(
-        "pck certificate chain",
-        " -> ".join(c.subject.rfc4514_string() for c in path) + ", none revoked",
-    )
+    evidence.passed("pck certificate chain", describe_path(path) + ", none revoked")
 
     verify_signature(
         pck_leaf.public_key(),

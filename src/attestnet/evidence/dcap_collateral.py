@@ -27,21 +27,20 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 from cryptography import x509
-from cryptography.exceptions import UnsupportedAlgorithm
 
-from attestnet.errors import VerificationError
+from attestnet.errors import MalformedEvidence, VerificationError
+from attestnet.evidence.x509chain import check_crl_fields, load_pem_certificates
 
 __all__ = [
-    "CERTIFICATE_ERRORS",
     "SGX_EXTENSION_OID",
     "DcapCollateral",
     "PckExtensions",
     "SignedDocument",
     "TcbMatch",
-    "check_certificate_fields",
     "converge_status",
     "gather_collateral",
     "json_member_text",
@@ -65,22 +64,6 @@ TCB_STATUSES = (
     "OutOfDateConfigurationNeeded",
     "Revoked",
 )
-
-
-# What `cryptography` raises for a certificate that loads but has an invalid field.
-CERTIFICATE_ERRORS: tuple[type[Exception], ...] = (
-    ValueError,
-    UnsupportedAlgorithm,
-    x509.InvalidVersion,
-    x509.DuplicateExtension,
-    x509.UnsupportedGeneralNameType,
-)
-
-
-def check_certificate_fields(cert: x509.Certificate) -> None:
-    """Decode the fields that `cryptography` parses lazily; raises one of CERTIFICATE_ERRORS."""
-    _ = (cert.subject, cert.issuer, cert.extensions, cert.signature_hash_algorithm)
-    _ = (cert.not_valid_before_utc, cert.not_valid_after_utc, cert.public_key())
 
 
 def _collateral_error(message: str, **kwargs: Any) -> VerificationError:
@@ -177,7 +160,13 @@ def parse_pck_extensions(cert: x509.Certificate) -> PckExtensions:
     value = extension.value
     if not isinstance(value, x509.UnrecognizedExtension):
         raise _collateral_error("PCK SGX extension has an unexpected type")
-    outer = _der_items(value.value, "extension")
+    return _parse_sgx_extension(value.value)
+
+
+@lru_cache(maxsize=64)
+def _parse_sgx_extension(der: bytes) -> PckExtensions:
+    """Decode the SGX extension value; cached because a platform's PCK certificate repeats."""
+    outer = _der_items(der, "extension")
     if len(outer) != 1 or outer[0][0] != 0x30:
         raise _collateral_error("PCK SGX extension is not one SEQUENCE")
     top = _der_named_values(outer[0][1], "extension")
@@ -303,33 +292,46 @@ class DcapCollateral:
 def _pem_chain(obj: dict[str, Any], key: str, where: str) -> tuple[x509.Certificate, ...]:
     text = _field(obj, key, str, where)
     try:
-        chain = tuple(x509.load_pem_x509_certificates(text.encode()))
-        for cert in chain:
-            check_certificate_fields(cert)
-        return chain
-    except CERTIFICATE_ERRORS:
+        return load_pem_certificates(text.encode(), format="dcap", what=f"{where}: {key}")
+    except MalformedEvidence:
         raise _collateral_error(f"{where}: {key} is not a PEM certificate chain") from None
 
 
+# The parsed collateral is cached by its text: the same TCB info, QE identity and
+# CRLs serve every quote of a platform until Intel publishes new ones. The cached
+# values are shared and must not be modified; the signatures, issue and next-update
+# times are still checked on every verification.
+@lru_cache(maxsize=64)
+def _parse_hex_crl(text: str) -> x509.CertificateRevocationList:
+    crl = x509.load_der_x509_crl(bytes.fromhex(text))
+    check_crl_fields(crl, format="dcap", what="CRL")
+    return crl
+
+
 def _hex_crl(obj: dict[str, Any], key: str, where: str) -> x509.CertificateRevocationList:
-    data = _hex_field(obj, key, where)
+    text = _field(obj, key, str, where)
     try:
-        return x509.load_der_x509_crl(data)
-    except ValueError:
-        raise _collateral_error(f"{where}: {key} is not a DER CRL") from None
+        return _parse_hex_crl(text)
+    except (ValueError, MalformedEvidence):
+        raise _collateral_error(f"{where}: {key} is not a hex DER CRL") from None
+
+
+@lru_cache(maxsize=64)
+def _parse_signed_text(text: str) -> tuple[Any, bytes]:
+    return json.loads(text), text.encode()
 
 
 def _signed_from_text(
     text: str, signature_hex: str, source: str, chain: tuple[x509.Certificate, ...]
 ) -> SignedDocument:
     try:
-        body = json.loads(text)
+        body, signed_text = _parse_signed_text(text)
         signature = bytes.fromhex(signature_hex)
     except ValueError:
         raise _collateral_error(f"{source}: invalid JSON or signature hex") from None
     if not isinstance(body, dict):
         raise _collateral_error(f"{source}: signed body is not a JSON object")
-    return SignedDocument(source, body, text.encode(), signature, chain)
+    return SignedDocument(source, body, signed_text, signature, chain)
 
 
 def _from_quote_collateral(name: str, document: dict[str, Any]) -> DcapCollateral:

@@ -28,15 +28,11 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from cryptography import x509
-from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 
 from attestnet.errors import (
@@ -48,7 +44,12 @@ from attestnet.errors import (
 from attestnet.evidence import tcg_eventlog, tpm
 from attestnet.evidence.model import Collateral, TrustAnchors, VerifiedEvidence
 from attestnet.evidence.protobuf_wire import Message, parse_message
-from attestnet.evidence.x509chain import public_key_der, verify_chain
+from attestnet.evidence.x509chain import (
+    describe_path,
+    load_certificate,
+    public_key_der,
+    verify_chain,
+)
 
 __all__ = [
     "FORMAT",
@@ -162,50 +163,10 @@ class Attestation:
 # --- parsing ---------------------------------------------------------------------------
 
 
-@contextmanager
-def _long_name_warnings_suppressed() -> Iterator[None]:
-    """Silence cryptography's warning about name attributes longer than 64 characters.
-
-    Google's TPM EK/AK intermediate CA has a 79-character common name
-    ("tpm_ek_v1_cloud_host-signer-0-2020-10-22T14:02:08-07:00 K:1, 2:..."), and
-    AK certificates name it as issuer. cryptography warns each time such a name
-    is read, but the certificates are real, so they are accepted on purpose.
-    """
-    with warnings.catch_warnings():
-        warnings.filterwarnings(
-            "ignore", message="Attribute's length must be", category=UserWarning
-        )
-        yield
-
-
-# Exceptions that cryptography 50 raises while decoding a corrupt certificate (found by fuzzing).
-_CERTIFICATE_DECODING_ERRORS = (
-    ValueError,
-    TypeError,
-    UnsupportedAlgorithm,
-    x509.InvalidVersion,
-    x509.DuplicateExtension,
-    x509.UnsupportedGeneralNameType,
-)
-
-
 def _certificate(der: bytes, what: str) -> x509.Certificate:
-    """Load a DER certificate and decode every field that path validation reads.
-
-    cryptography decodes names, extensions and algorithms only when they are read,
-    so a corrupt field would otherwise raise ValueError or UnsupportedAlgorithm
-    in the middle of `verify_chain`.
-    """
-    try:
-        cert = x509.load_der_x509_certificate(der)
-        with _long_name_warnings_suppressed():
-            _ = (cert.subject, cert.issuer, cert.extensions, cert.serial_number)
-        _ = (cert.signature_hash_algorithm, cert.signature_algorithm_parameters)
-        _ = (cert.not_valid_before_utc, cert.not_valid_after_utc)
-        cert.public_key()
-    except _CERTIFICATE_DECODING_ERRORS as exc:
-        raise MalformedEvidence(FORMAT, f"{what} is not a valid DER certificate: {exc}") from None
-    return cert
+    # Google's AK and EK CA names are longer than X.520 allows; load_certificate
+    # accepts them on purpose.
+    return load_certificate(der, format=FORMAT, what=what)
 
 
 def _pcr_bank(message: Message, quote_index: int) -> PcrBank:
@@ -371,8 +332,6 @@ def _certified_instance(cert: x509.Certificate) -> GceInstanceInfo | None:
         extension = cert.extensions.get_extension_for_oid(_GCE_INSTANCE_OID)
     except x509.ExtensionNotFound:
         return None
-    except ValueError as exc:
-        raise MalformedEvidence(FORMAT, f"AK certificate extensions: {exc}") from None
     value = extension.value
     raw = value.value if isinstance(value, x509.UnrecognizedExtension) else b""
     outer = _der_items(raw)
@@ -420,15 +379,13 @@ def _check_ak_trust(
             actual="absent",
         )
 
-    with _long_name_warnings_suppressed():
-        path = verify_chain(cert, anchors, at, collateral, attestation.intermediate_certs)
-        names = " -> ".join(c.subject.rfc4514_string() or "(empty subject)" for c in path)
-    evidence.passed("ak certificate chain", names)
+    path = verify_chain(
+        cert, anchors, at, collateral, attestation.intermediate_certs, format=FORMAT
+    )
+    evidence.passed("ak certificate chain", describe_path(path))
 
-    try:
-        cert_key_der = public_key_der(cert.public_key())
-    except (ValueError, UnsupportedAlgorithm) as exc:
-        raise MalformedEvidence(FORMAT, f"AK certificate public key: {exc}") from None
+    # load_certificate decoded the key already, so this cannot raise.
+    cert_key_der = public_key_der(cert.public_key())
     if cert_key_der != ak_der:
         raise VerificationError(
             "ak certificate key",
@@ -664,12 +621,9 @@ def _ak_claims(ak: tpm.TpmPublic, quotes: tuple[Quote, ...]) -> dict[str, Any]:
 
 
 def _certificate_claims(cert: x509.Certificate) -> dict[str, Any]:
-    with _long_name_warnings_suppressed():
-        subject = cert.subject.rfc4514_string()
-        issuer = cert.issuer.rfc4514_string()
     return {
-        "subject": subject,
-        "issuer": issuer,
+        "subject": cert.subject.rfc4514_string(),
+        "issuer": cert.issuer.rfc4514_string(),
         "serial_number": f"{cert.serial_number:#x}",
         "not_before": cert.not_valid_before_utc.isoformat(),
         "not_after": cert.not_valid_after_utc.isoformat(),

@@ -29,14 +29,21 @@ from typing import Any
 
 import cbor2
 from cryptography import x509
-from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from attestnet.errors import MalformedEvidence, SignatureError, VerificationError
 from attestnet.evidence.model import Collateral, TrustAnchors, VerifiedEvidence
 from attestnet.evidence.signatures import verify_signature
-from attestnet.evidence.x509chain import check_validity, public_key_der, verify_chain
+from attestnet.evidence.x509chain import (
+    check_certificate_fields,
+    check_validity,
+    describe_path,
+    load_certificate,
+    public_key_der,
+    subject_text,
+    verify_chain,
+)
 
 __all__ = [
     "FORMAT",
@@ -272,20 +279,7 @@ def looks_like(data: bytes) -> bool:
 
 
 def _load_certificate(der: bytes, what: str) -> x509.Certificate:
-    """Load a DER certificate and parse every part that verification reads.
-
-    cryptography parses names, extensions and keys lazily, so a broken field would
-    otherwise raise ValueError later, inside path validation.
-    """
-    try:
-        certificate = x509.load_der_x509_certificate(der)
-        _ = (certificate.subject, certificate.issuer, certificate.extensions)
-        _ = (certificate.not_valid_before_utc, certificate.not_valid_after_utc)
-        _ = (certificate.signature_hash_algorithm, certificate.signature_algorithm_parameters)
-        certificate.public_key()
-    except (ValueError, UnsupportedAlgorithm, x509.DuplicateExtension, x509.InvalidVersion) as exc:
-        raise _malformed(f"{what} is not a valid DER certificate: {exc}") from None
-    return certificate
+    return load_certificate(der, format=FORMAT, what=what)
 
 
 def _claims(signed: SignedDocument, leaf: x509.Certificate) -> dict[str, Any]:
@@ -333,8 +327,10 @@ def verify(
 
     # The bundle goes in as untrusted intermediates, root included: only `anchors` ends
     # the path. verify_chain searches by issuer name and signature, so order does not matter.
-    path = verify_chain(leaf, anchors, at, collateral, intermediates=list(reversed(bundle)))
-    evidence.passed("certificate chain", " -> ".join(c.subject.rfc4514_string() for c in path))
+    path = verify_chain(
+        leaf, anchors, at, collateral, intermediates=list(reversed(bundle)), format=FORMAT
+    )
+    evidence.passed("certificate chain", describe_path(path))
 
     if signed.algorithm != _COSE_ALG_ES384:
         raise VerificationError(
@@ -368,7 +364,7 @@ def verify(
         check="document signature",
         what=f"Nitro attestation document of {doc.module_id}",
     )
-    evidence.passed("document signature", f"ES384 by {leaf.subject.rfc4514_string()}")
+    evidence.passed("document signature", f"ES384 by {subject_text(leaf)}")
 
     evidence.measurements = {f"nitro/pcr/{index}": value for index, value in doc.pcrs.items()}
     evidence.nonce = doc.nonce
@@ -388,6 +384,8 @@ def check_tls_key_binding(
     """
     if isinstance(certificate, bytes):
         certificate = _load_certificate(certificate, "TLS certificate")
+    else:
+        check_certificate_fields(certificate, format=FORMAT, what="TLS certificate")
     spki = public_key_der(certificate.public_key())
     user_data_hex = evidence.claims.get("user_data")
     user_data = bytes.fromhex(user_data_hex) if isinstance(user_data_hex, str) else None
@@ -401,7 +399,7 @@ def check_tls_key_binding(
         )
     evidence.passed(
         "tls key binding",
-        f"user_data equals the SubjectPublicKeyInfo of {certificate.subject.rfc4514_string()}",
+        f"user_data equals the SubjectPublicKeyInfo of {subject_text(certificate)}",
     )
 
 
@@ -416,12 +414,11 @@ def extract_document(certificate: x509.Certificate) -> bytes:
     ("<hex>.<cage>.<app>.cages.evervault.com"). Raises MalformedEvidence when no
     DNS name carries a document.
     """
+    check_certificate_fields(certificate, format=FORMAT, what="attested TLS certificate")
     try:
         names = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName)
     except x509.ExtensionNotFound:
         raise _malformed("certificate has no subjectAltName carrying a document") from None
-    except ValueError as exc:
-        raise _malformed(f"certificate extensions are invalid: {exc}") from None
     for name in sorted(names.value.get_values_for_type(x509.DNSName), key=len, reverse=True):
         label = name.split(".", 1)[0]
         if _is_hex(label):

@@ -17,22 +17,25 @@ only, so a chain must end at a pinned ARK.
 from __future__ import annotations
 
 import logging
-import warnings
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
 from cryptography import x509
-from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
-from cryptography.utils import CryptographyDeprecationWarning
 
 from attestnet.errors import ChainError, MalformedEvidence, SignatureError, VerificationError
 from attestnet.evidence.model import Collateral, TrustAnchors, VerifiedEvidence
 from attestnet.evidence.signatures import verify_signature
-from attestnet.evidence.x509chain import verify_chain
+from attestnet.evidence.x509chain import (
+    check_chain_inputs,
+    describe_path,
+    load_certificate,
+    subject_text,
+    verify_chain,
+)
 
 __all__ = [
     "FORMAT",
@@ -395,23 +398,10 @@ def parse(data: bytes) -> AttestationReport:
 def load_vcek(der: bytes) -> x509.Certificate:
     """Load a VCEK or VLEK certificate from DER; raise MalformedEvidence if it is not one.
 
-    AMD's KDS issues VCEKs with serial number 0, which RFC 5280 forbids. cryptography 50
-    warns (CryptographyDeprecationWarning) when it loads such a certificate, and again
-    when `serial_number` is read, so the warning is suppressed while loading.
+    AMD's KDS issues VCEKs with serial number 0, which RFC 5280 forbids; the loader
+    accepts it without a warning (see `x509chain.tolerated_certificate_warnings`).
     """
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", CryptographyDeprecationWarning)
-            certificate = x509.load_der_x509_certificate(der)
-        # cryptography parses lazily: read every part verification uses, so that a broken
-        # field raises here and not later inside path validation.
-        _ = (certificate.subject, certificate.issuer, certificate.extensions)
-        _ = (certificate.not_valid_before_utc, certificate.not_valid_after_utc)
-        _ = (certificate.signature_hash_algorithm, certificate.signature_algorithm_parameters)
-        certificate.public_key()
-    except (ValueError, UnsupportedAlgorithm, x509.DuplicateExtension, x509.InvalidVersion) as exc:
-        raise MalformedEvidence(FORMAT, f"VCEK is not a valid DER certificate: {exc}") from None
-    return certificate
+    return load_certificate(der, format=FORMAT, what="VCEK")
 
 
 def _extension_bytes(cert: x509.Certificate, oid: x509.ObjectIdentifier) -> bytes | None:
@@ -554,7 +544,7 @@ def _verify_report_signature(signed: bytes, signature: bytes, cert: x509.Certifi
         scheme="ecdsa-raw",
         hash_algorithm=hashes.SHA384(),
         check="report signature",
-        what=f"SEV-SNP report signed by {cert.subject.rfc4514_string()!r}",
+        what=f"SEV-SNP report signed by {subject_text(cert)!r}",
     )
 
 
@@ -637,18 +627,19 @@ def verify(
     ChainError or VerificationError.
     """
     signed, signature = _split_signature(data)
+    check_chain_inputs(anchors, collateral, format=FORMAT)
     signing_cert = _find_signing_certificate(signed, signature, collateral or Collateral())
     report = parse(data)
 
     evidence = VerifiedEvidence(format=FORMAT, verified_at=at, claims=_claims(report))
     evidence.passed(
         "report signature",
-        f"ECDSA P-384 SHA-384 by {signing_cert.subject.rfc4514_string()}",
+        f"ECDSA P-384 SHA-384 by {subject_text(signing_cert)}",
     )
 
     roots, intermediates = _split_anchors(anchors)
-    path = verify_chain(signing_cert, roots, at, collateral, intermediates)
-    evidence.passed("certificate chain", " -> ".join(c.subject.rfc4514_string() for c in path))
+    path = verify_chain(signing_cert, roots, at, collateral, intermediates, format=FORMAT)
+    evidence.passed("certificate chain", describe_path(path))
 
     kind = _certificate_kind(signing_cert)
     if report.signing_key != kind:

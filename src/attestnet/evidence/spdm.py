@@ -24,10 +24,14 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from attestnet.errors import ChainError, MalformedEvidence, SignatureError
-from attestnet.evidence.dcap_collateral import CERTIFICATE_ERRORS, check_certificate_fields
 from attestnet.evidence.model import Collateral, TrustAnchors, VerifiedEvidence
 from attestnet.evidence.signatures import verify_signature
-from attestnet.evidence.x509chain import verify_chain
+from attestnet.evidence.x509chain import (
+    check_chain_inputs,
+    describe_path,
+    subject_text,
+    verify_chain,
+)
 
 __all__ = [
     "FORMAT",
@@ -253,14 +257,6 @@ def _leaf_and_pool(
             expected="leaf, intermediates",
             actual="none",
         )
-    for cert in certificates:
-        try:
-            check_certificate_fields(cert)
-        except CERTIFICATE_ERRORS as exc:
-            raise ChainError(
-                "device certificate chain",
-                f"a certificate in the chain has an invalid field: {exc}",
-            ) from None
     issuers = {c.issuer for c in certificates if c.issuer != c.subject}
     leaves = [c for c in certificates if c.subject not in issuers]
     leaves.sort(key=_is_ca)
@@ -287,11 +283,12 @@ def verify(
     report = parse(data)
     evidence = VerifiedEvidence(format=FORMAT, verified_at=at, claims={})
 
+    # The leaf is chosen by reading names and extensions, so corrupt certificates
+    # must raise MalformedEvidence before that.
+    check_chain_inputs(anchors, collateral, format=FORMAT)
     leaf, pool = _leaf_and_pool(collateral)
-    path = verify_chain(leaf, anchors, at, collateral, intermediates=pool)
-    evidence.passed(
-        "device certificate chain", " -> ".join(c.subject.rfc4514_string() for c in path)
-    )
+    path = verify_chain(leaf, anchors, at, collateral, intermediates=pool, format=FORMAT)
+    evidence.passed("device certificate chain", describe_path(path))
 
     key = leaf.public_key()
     if not isinstance(key, ec.EllipticCurvePublicKey):
@@ -328,7 +325,7 @@ def verify(
     )
     evidence.passed(
         "measurement signature",
-        f"request and response signed by {leaf.subject.rfc4514_string()}",
+        f"request and response signed by {subject_text(leaf)}",
     )
 
     _fill(evidence, report, key)

@@ -30,7 +30,12 @@ from attestnet.errors import ChainError, MalformedEvidence, VerificationError
 from attestnet.evidence import cmw
 from attestnet.evidence.model import Collateral, TrustAnchors, VerifiedEvidence
 from attestnet.evidence.signatures import Scheme, verify_signature
-from attestnet.evidence.x509chain import public_key_der, verify_chain
+from attestnet.evidence.x509chain import (
+    load_certificate,
+    public_key_der,
+    subject_text,
+    verify_chain,
+)
 
 __all__ = [
     "ALG_ECC",
@@ -677,12 +682,9 @@ def _certificates(item: Any) -> tuple[x509.Certificate, ...]:
     for position, der in enumerate(item):
         if not isinstance(der, bytes):
             raise MalformedEvidence(FORMAT, f"'ak-certificates'[{position}] must be bytes")
-        try:
-            certificates.append(x509.load_der_x509_certificate(der))
-        except ValueError as exc:
-            raise MalformedEvidence(
-                FORMAT, f"'ak-certificates'[{position}] is not a DER certificate: {exc}"
-            ) from None
+        certificates.append(
+            load_certificate(der, format=FORMAT, what=f"'ak-certificates'[{position}]")
+        )
     return tuple(certificates)
 
 
@@ -795,10 +797,9 @@ def _authenticate_ak(
             actual=hashlib.sha256(ak_der).hexdigest(),
         )
     leaf, *intermediates = evidence.ak_certificates
-    path = verify_chain(leaf, anchors, at, collateral, intermediates)
+    path = verify_chain(leaf, anchors, at, collateral, intermediates, format=FORMAT)
     result.passed(
-        "ak certificate chain",
-        f"{leaf.subject.rfc4514_string()} chains to {path[-1].subject.rfc4514_string()}",
+        "ak certificate chain", f"{subject_text(leaf)} chains to {subject_text(path[-1])}"
     )
     if public_key_der(leaf.public_key()) != ak_der:
         raise VerificationError(
