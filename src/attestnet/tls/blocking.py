@@ -263,13 +263,15 @@ def _run_session(
     config: AttestedTLSConfig,
     deadline: float,
     *,
+    is_server: bool,
     corked: bool,
 ) -> bytes:
     session.start()
     # A TLS client sends its HELLO and request right behind its Finished, so the
     # server usually has them already: answering them in the same write as its own
-    # HELLO saves the peer a wake-up.
-    data = _receive_if_available(connection)
+    # HELLO saves the peer a wake-up. A client skips the read: the server answers
+    # only after the client's Finished, and the loop below reads whatever comes.
+    data = _receive_if_available(connection) if is_server else b""
     while True:
         if data:
             try:
@@ -324,7 +326,9 @@ def _establish(
             )
             started = time.perf_counter()
             try:
-                pending = _run_session(connection, sock, session, config, deadline, corked=cork)
+                pending = _run_session(
+                    connection, sock, session, config, deadline, is_server=is_server, corked=cork
+                )
             except AttestationTimeout as error:
                 session.fail(error)
                 _best_effort_send(connection, session.data_to_send())
