@@ -121,6 +121,17 @@ def decode_cbor(data: bytes | bytearray, format: str, what: str = "CBOR item") -
 
 def jsonable(value: Any) -> Any:
     """Convert decoded CBOR to JSON-friendly values: bytes become hex, keys strings."""
+    # Exact types first: decoded claims are nearly all of them, and the isinstance
+    # checks against ABCs below cost more than the conversion itself.
+    kind = type(value)
+    if kind is str or kind is int or value is None:
+        return value
+    if kind is dict:
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if kind is bytes:
+        return value.hex()
+    if kind is list:
+        return [jsonable(v) for v in value]
     if isinstance(value, bytes | bytearray):
         return bytes(value).hex()
     if isinstance(value, Mapping):

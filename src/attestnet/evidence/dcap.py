@@ -40,6 +40,7 @@ from attestnet.evidence.model import Collateral, TrustAnchors, VerifiedEvidence
 from attestnet.evidence.signatures import verify_signature
 from attestnet.evidence.x509chain import (
     check_chain_inputs,
+    crl_issuer,
     describe_path,
     load_pem_certificates,
     subject_text,
@@ -442,7 +443,7 @@ def _check_revocation_coverage(
     crls: Sequence[x509.CertificateRevocationList],
 ) -> None:
     """Fail closed: every non-anchor certificate of the PCK path needs its issuer's CRL."""
-    issuers = [crl.issuer for crl in crls]
+    issuers = [crl_issuer(crl) for crl in crls]
     for cert in path:
         if cert in anchors.certificates:
             continue

@@ -169,6 +169,24 @@ def _certificate(der: bytes, what: str) -> x509.Certificate:
     return load_certificate(der, format=FORMAT, what=what)
 
 
+def _map_entry(payload: bytes) -> tuple[int, bytes]:
+    """Decode one map<uint32, bytes> entry {1 key, 2 value}.
+
+    Every entry of the PCR map is either "08 kk 12 ll <value>" or, for PCR 0 whose
+    key proto3 leaves out, "12 ll <value>", so those two shapes are sliced directly.
+    Any other encoding is decoded field by field, with the same result.
+    """
+    # Key and length must be one-byte varints (below 0x80) for the slices to be right.
+    size = len(payload)
+    if size >= 4 and payload[0] == 0x08 and payload[1] < 0x80 and payload[2] == 0x12:
+        if payload[3] < 0x80 and payload[3] + 4 == size:
+            return payload[1], payload[4:]
+    elif size >= 2 and payload[0] == 0x12 and payload[1] < 0x80 and payload[1] + 2 == size:
+        return 0, payload[2:]
+    entry = parse_message(payload, FORMAT)
+    return entry.varint(_MAP_KEY), entry.bytes_field(_MAP_VALUE)
+
+
 def _pcr_bank(message: Message, quote_index: int) -> PcrBank:
     hash_alg = message.varint(_PCRS_HASH)
     if hash_alg == 0 or hash_alg > 0xFFFF:
@@ -177,9 +195,8 @@ def _pcr_bank(message: Message, quote_index: int) -> PcrBank:
         )
     expected_size = tcg_eventlog.HASH_ALGORITHMS.get(hash_alg, ("", "", None))[2]
     values: dict[int, bytes] = {}
-    for entry in message.repeated_messages(_PCRS_MAP):
-        index = entry.varint(_MAP_KEY)
-        value = entry.bytes_field(_MAP_VALUE)
+    for payload in message.repeated_bytes(_PCRS_MAP):
+        index, value = _map_entry(payload)
         if index > _MAX_PCR_INDEX:
             raise MalformedEvidence(FORMAT, f"quote {quote_index}: PCR index {index} is invalid")
         if index in values:
@@ -592,8 +609,9 @@ def verify(
     _add_unverified_claims(attestation, claims)
 
     for quote in attestation.quotes:
+        bank = quote.pcrs.bank
         for pcr, value in quote.pcrs.values:
-            evidence.measurements[f"pcr/{quote.pcrs.bank}/{pcr}"] = value
+            evidence.measurements[f"pcr/{bank}/{pcr}"] = value
     evidence.claims = claims
     evidence.nonce = nonce
     evidence.signer = key

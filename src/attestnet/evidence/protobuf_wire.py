@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import IntEnum
+from typing import NamedTuple
 
 from attestnet.errors import MalformedEvidence
 
@@ -46,8 +47,7 @@ class WireType(IntEnum):
     I32 = 5
 
 
-@dataclass(frozen=True)
-class Field:
+class Field(NamedTuple):
     """One decoded field: its number, wire type, value and the offset of its tag.
 
     `value` is an int for VARINT, I64 and I32 fields (fixed-width values are read as
@@ -60,12 +60,18 @@ class Field:
     offset: int
 
 
+# WireType members by their number, without the cost of an enum lookup per field.
+_WIRE_TYPES = tuple(WireType)
+
+
 def read_varint(data: bytes, offset: int, format: str = "protobuf") -> tuple[int, int]:
     """Decode a base-128 varint at `offset`; return the value and the next offset.
 
     Raises MalformedEvidence (naming `format`) when the varint is truncated, longer
     than 10 bytes or does not fit in 64 bits.
     """
+    if offset < len(data) and data[offset] < 0x80:  # one-byte varints are the common case
+        return data[offset], offset + 1
     value = 0
     for index in range(_MAX_VARINT_BYTES):
         position = offset + index
@@ -98,33 +104,53 @@ def iter_fields(data: bytes, format: str = "protobuf") -> Iterator[Field]:
     The whole of `data` must be fields: a partial field at the end raises
     MalformedEvidence. Nested messages stay LEN payloads for the caller to decode.
     """
+    yield from _decode_fields(bytes(data), format)
+
+
+def _decode_fields(data: bytes, format: str) -> list[Field]:
+    # One-byte tags and lengths (below 0x80) are read inline: they are nearly all
+    # of them, and a function call per varint would double the cost of a field.
+    fields: list[Field] = []
     offset = 0
-    while offset < len(data):
+    size = len(data)
+    while offset < size:
         tag_offset = offset
-        tag, offset = read_varint(data, offset, format)
+        tag = data[offset]
+        if tag < 0x80:
+            offset += 1
+        else:
+            tag, offset = read_varint(data, offset, format)
         number = tag >> 3
         if number == 0 or number > _MAX_FIELD_NUMBER:
             raise MalformedEvidence(format, f"invalid field number {number} at offset {tag_offset}")
         raw_type = tag & 0x07
         value: int | bytes
-        if raw_type == WireType.VARINT:
+        if raw_type == 2:  # LEN
+            if offset < size and data[offset] < 0x80:
+                length = data[offset]
+                offset += 1
+            else:
+                length, offset = read_varint(data, offset, format)
+            end = offset + length
+            if end > size:
+                _take(data, offset, length, format, f"field {number}")  # raises
+            value = data[offset:end]
+            offset = end
+        elif raw_type == 0:  # VARINT
             value, offset = read_varint(data, offset, format)
-        elif raw_type == WireType.I64:
+        elif raw_type == 1:  # I64
             value = int.from_bytes(_take(data, offset, 8, format, "fixed64"), "little")
             offset += 8
-        elif raw_type == WireType.I32:
+        elif raw_type == 5:  # I32
             value = int.from_bytes(_take(data, offset, 4, format, "fixed32"), "little")
             offset += 4
-        elif raw_type == WireType.LEN:
-            length, offset = read_varint(data, offset, format)
-            value = _take(data, offset, length, format, f"field {number}")
-            offset += length
         else:
             raise MalformedEvidence(
                 format,
                 f"unsupported wire type {raw_type} for field {number} at offset {tag_offset}",
             )
-        yield Field(number, WireType(raw_type), value, tag_offset)
+        fields.append(Field(number, _WIRE_TYPES[raw_type], value, tag_offset))
+    return fields
 
 
 @dataclass(frozen=True)
@@ -211,4 +237,4 @@ def _as_bytes(found: Field) -> bytes:
 
 def parse_message(data: bytes, format: str = "protobuf") -> Message:
     """Decode every field of one message level; raise MalformedEvidence on bad input."""
-    return Message(tuple(iter_fields(bytes(data), format)), format)
+    return Message(tuple(_decode_fields(bytes(data), format)), format)

@@ -20,8 +20,9 @@ itself is not checked against the digests here.
 from __future__ import annotations
 
 import hashlib
-from collections import Counter
+import struct
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from attestnet.errors import MalformedEvidence
@@ -208,6 +209,7 @@ class EventLog:
         if known is None or known[1] not in hashlib.algorithms_available:
             raise MalformedEvidence(FORMAT, f"cannot replay bank {bank_name(algorithm)}")
         hash_name, size = known[1], known[2]
+        hash_function = getattr(hashlib, hash_name, None) or partial(hashlib.new, hash_name)
 
         # NOTE: PCRs 17-22 reset to all ones at TPM2_Startup and to zero only by a
         # D-RTM launch. A log that extends them is assumed to follow that launch.
@@ -228,7 +230,7 @@ class EventLog:
                 current = bytes(size)
                 if event.pcr == 0 and locality is not None:
                     current = bytes(size - 1) + bytes([locality])
-            values[event.pcr] = hashlib.new(hash_name, current + digest).digest()
+            values[event.pcr] = hash_function(current + digest).digest()
         return values
 
     def algorithm_names(self) -> str:
@@ -236,22 +238,24 @@ class EventLog:
 
     def summary(self) -> dict[str, Any]:
         """Return a JSON-friendly summary: event count and event types per PCR."""
-        per_pcr: dict[int, Counter[str]] = {}
+        per_pcr: dict[int, dict[int, int]] = {}
         no_action = 0
         for event in self.events:
             if event.event_type == EV_NO_ACTION:
                 no_action += 1
                 continue
-            per_pcr.setdefault(event.pcr, Counter())[event.type_name] += 1
+            counts = per_pcr.setdefault(event.pcr, {})
+            counts[event.event_type] = counts.get(event.event_type, 0) + 1
+        pcrs: dict[str, Any] = {}
+        for pcr, counts in sorted(per_pcr.items()):
+            types = sorted((event_type_name(t), count) for t, count in counts.items())
+            pcrs[str(pcr)] = {"count": sum(counts.values()), "types": dict(types)}
         return {
             "layout": "crypto-agile" if self.crypto_agile else "sha1",
             "banks": [bank_name(alg) for alg in self.algorithms],
             "events": len(self.events),
             "no_action_events": no_action,
-            "pcrs": {
-                str(pcr): {"count": sum(types.values()), "types": dict(sorted(types.items()))}
-                for pcr, types in sorted(per_pcr.items())
-            },
+            "pcrs": pcrs,
         }
 
 
@@ -375,6 +379,51 @@ def _read_event2(reader: _Reader, sequence: int, sizes: dict[int, int]) -> Event
     return Event(sequence, pcr, event_type, tuple(digests), data, offset)
 
 
+_EVENT2_HEADER = struct.Struct("<III")  # pcrIndex, eventType, digest count
+_U32 = struct.Struct("<I")
+
+
+def _read_event2_fast(
+    data: bytes, offset: int, sequence: int, sizes: dict[int, int]
+) -> tuple[Event, int] | None:
+    """Read a TCG_PCR_EVENT2 at `offset` and return it with the offset after it.
+
+    Returns None for anything out of the ordinary (truncation, an undeclared or
+    repeated algorithm), and `_read_event2` then reads the event again to raise
+    the precise error.
+    """
+    end = len(data)
+    if offset + 12 > end:
+        return None
+    pcr, event_type, count = _EVENT2_HEADER.unpack_from(data, offset)
+    if count > len(sizes):
+        return None
+    position = offset + 12
+    digests: list[tuple[int, bytes]] = []
+    for _ in range(count):
+        if position + 2 > end:
+            return None
+        algorithm = data[position] | data[position + 1] << 8
+        size = sizes.get(algorithm)
+        if size is None or position + 2 + size > end:
+            return None
+        for seen, _digest in digests:
+            if seen == algorithm:
+                return None
+        position += 2
+        digests.append((algorithm, data[position : position + size]))
+        position += size
+    if position + 4 > end:
+        return None
+    (event_size,) = _U32.unpack_from(data, position)
+    position += 4
+    if position + event_size > end:
+        return None
+    event_data = data[position : position + event_size]
+    event = Event(sequence, pcr, event_type, tuple(digests), event_data, offset)
+    return event, position + event_size
+
+
 def _is_spec_id_header(event: Event) -> bool:
     return (
         event.pcr == 0
@@ -404,8 +453,14 @@ def parse(data: bytes) -> EventLog:
 
     spec_id = _parse_spec_id(first.data)
     sizes = dict(spec_id.algorithms)
-    while reader.remaining():
-        events.append(_read_event2(reader, len(events) + 1, sizes))
+    while reader.offset < len(data):
+        sequence = len(events) + 1
+        fast = _read_event2_fast(data, reader.offset, sequence, sizes)
+        if fast is None:
+            events.append(_read_event2(reader, sequence, sizes))
+            continue
+        event, reader.offset = fast
+        events.append(event)
     return EventLog(spec_id, tuple(events))
 
 

@@ -24,8 +24,10 @@ import warnings
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
+from typing import TypeVar
 
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
@@ -46,6 +48,7 @@ __all__ = [
     "check_crl_fields",
     "check_validity",
     "clear_signature_cache",
+    "crl_issuer",
     "describe_path",
     "load_certificate",
     "load_pem_certificates",
@@ -58,6 +61,9 @@ __all__ = [
 ]
 
 _MAX_DEPTH = 8
+
+_T = TypeVar("_T")
+_V = TypeVar("_V")
 
 # Exceptions that cryptography 50 raises while decoding a corrupt certificate or CRL
 # field (found by fuzzing the format parsers).
@@ -95,50 +101,116 @@ def tolerated_certificate_warnings() -> Iterator[None]:
         yield
 
 
-def _decode_fields(cert: x509.Certificate) -> None:
+# A Name as a comparable value: equal exactly when cryptography's Name.__eq__ says so
+# (each RDN a set of (OID, value) pairs, string types ignored), but built only once.
+_NameKey = tuple[frozenset[tuple[x509.ObjectIdentifier, object]], ...]
+
+
+def _name_key(name: x509.Name) -> _NameKey:
+    return tuple(frozenset((a.oid, a.value) for a in rdn) for rdn in name.rdns)
+
+
+@dataclass(frozen=True)
+class _CertificateFields:
+    """What path validation reads from a certificate on every verification."""
+
+    serial_number: int
+    signed: bytes  # tbsCertificate, which cryptography encodes again on every read
+    subject: _NameKey
+    issuer: _NameKey
+
+
+def _decode_fields(cert: x509.Certificate) -> _CertificateFields:
     """Read every lazily decoded field that verification or claims use.
 
     cryptography caches the decoded subject, issuer, extensions and public key on
-    the certificate object, so later reads neither fail nor warn.
+    the certificate object, so later reads neither fail nor warn. The serial number
+    warns on every read when it is 0, so it is kept here.
     """
     with tolerated_certificate_warnings():
-        _ = (cert.version, cert.serial_number, cert.subject, cert.issuer, cert.extensions)
+        serial: int = cert.serial_number
+        _ = (cert.version, cert.extensions)
+        subject, issuer = _name_key(cert.subject), _name_key(cert.issuer)
     _ = (cert.signature_hash_algorithm, cert.signature_algorithm_parameters)
     _ = (cert.not_valid_before_utc, cert.not_valid_after_utc)
     cert.public_key()
+    return _CertificateFields(serial, cert.tbs_certificate_bytes, subject, issuer)
 
 
-# Certificates whose fields decoded, by id() and holding the object so that the id
-# cannot be reused while it is stored. Format modules load the same device and CA
-# certificates on every verification, and anchors live as long as the verifier.
-_CHECKED: dict[int, x509.Certificate] = {}
+@dataclass(frozen=True)
+class _CrlFields:
+    """The decoded fields of a CRL; cryptography decodes the issuer again on every read."""
+
+    issuer: x509.Name
+    issuer_key: _NameKey
+    last_update: datetime
+    next_update: datetime | None
+    signed: bytes
+
+
+# Objects whose fields decoded, by id() and holding the object so that the id cannot
+# be reused while it is stored: certificates with their serial number (which warns on
+# every read when it is 0) and CRLs with their fields. Format modules load the same
+# device and CA certificates on every verification, and anchors live as long as the
+# verifier.
+_CERTIFICATES: dict[int, tuple[x509.Certificate, _CertificateFields]] = {}
+_CRLS: dict[int, tuple[x509.CertificateRevocationList, _CrlFields]] = {}
 _MAX_REMEMBERED = 512
 
 
-def _remember(memo: dict[int, x509.Certificate], cert: x509.Certificate) -> None:
+def _remember(memo: dict[int, tuple[_T, _V]], item: _T, value: _V) -> None:
     if len(memo) >= _MAX_REMEMBERED:
         memo.clear()
-    memo[id(cert)] = cert
+    memo[id(item)] = (item, value)
 
 
 def check_certificate_fields(cert: x509.Certificate, *, format: str, what: str) -> None:
     """Decode the fields of a loaded certificate; raise MalformedEvidence if one is corrupt."""
-    if _CHECKED.get(id(cert)) is cert:
-        return
+    _fields(cert, format, what)
+
+
+def _fields(
+    cert: x509.Certificate, format: str = "x509", what: str = "certificate"
+) -> _CertificateFields:
+    known = _CERTIFICATES.get(id(cert))
+    if known is not None and known[0] is cert:
+        return known[1]
     try:
-        _decode_fields(cert)
+        fields = _decode_fields(cert)
     except CERTIFICATE_ERRORS as exc:
         raise MalformedEvidence(format, f"{what} has an invalid field: {exc}") from None
-    _remember(_CHECKED, cert)
+    _remember(_CERTIFICATES, cert, fields)
+    return fields
 
 
 def check_crl_fields(crl: x509.CertificateRevocationList, *, format: str, what: str) -> None:
     """Decode the fields of a CRL that revocation checks read; raise MalformedEvidence."""
+    _crl_fields(crl, format, what)
+
+
+def crl_issuer(crl: x509.CertificateRevocationList) -> x509.Name:
+    """Return the issuer of a CRL, decoded once per CRL object."""
+    return _crl_fields(crl, "crl", "CRL").issuer
+
+
+def _crl_fields(crl: x509.CertificateRevocationList, format: str, what: str) -> _CrlFields:
+    known = _CRLS.get(id(crl))
+    if known is not None and known[0] is crl:
+        return known[1]
     try:
-        _ = (crl.issuer, crl.last_update_utc, crl.next_update_utc, crl.extensions)
-        _ = (crl.signature_hash_algorithm, crl.signature_algorithm_parameters)
+        issuer = crl.issuer
+        fields = _CrlFields(
+            issuer,
+            _name_key(issuer),
+            crl.last_update_utc,
+            crl.next_update_utc,
+            crl.tbs_certlist_bytes,
+        )
+        _ = (crl.extensions, crl.signature_hash_algorithm, crl.signature_algorithm_parameters)
     except CERTIFICATE_ERRORS as exc:
         raise MalformedEvidence(format, f"{what} has an invalid field: {exc}") from None
+    _remember(_CRLS, crl, fields)
+    return fields
 
 
 # Parsed certificates by their encoding. A relying party receives the same VCEK, PCK
@@ -149,8 +221,7 @@ def check_crl_fields(crl: x509.CertificateRevocationList, *, format: str, what: 
 def _parse_der(der: bytes) -> x509.Certificate:
     with tolerated_certificate_warnings():
         cert = x509.load_der_x509_certificate(der)
-    _decode_fields(cert)
-    _remember(_CHECKED, cert)
+    _remember(_CERTIFICATES, cert, _decode_fields(cert))
     return cert
 
 
@@ -159,8 +230,7 @@ def _parse_pem(pem: bytes) -> tuple[x509.Certificate, ...]:
     with tolerated_certificate_warnings():
         certs = tuple(x509.load_pem_x509_certificates(pem))
     for cert in certs:
-        _decode_fields(cert)
-        _remember(_CHECKED, cert)
+        _remember(_CERTIFICATES, cert, _decode_fields(cert))
     return certs
 
 
@@ -175,7 +245,9 @@ def load_certificate(data: bytes, *, format: str, what: str) -> x509.Certificate
     if data.lstrip().startswith(b"-----BEGIN"):
         certs = load_pem_certificates(data, format=format, what=what)
         if len(certs) != 1:
-            raise MalformedEvidence(format, f"{what} contains {len(certs)} certificates, expected one")
+            raise MalformedEvidence(
+                format, f"{what} contains {len(certs)} certificates, expected one"
+            )
         return certs[0]
     try:
         return _parse_der(data)
@@ -342,7 +414,7 @@ def verify_signed_by(cert: x509.Certificate, issuer_key: PublicKeyTypes) -> None
         _verify_cached(
             issuer_key,
             cert.signature,
-            cert.tbs_certificate_bytes,
+            _fields(cert).signed,
             cert.signature_algorithm_parameters,
             cert.signature_hash_algorithm,
             "certificate signature",
@@ -356,12 +428,16 @@ def verify_signed_by(cert: x509.Certificate, issuer_key: PublicKeyTypes) -> None
 
 
 def verify_crl(crl: x509.CertificateRevocationList, issuer: x509.Certificate, at: datetime) -> None:
-    """Raise unless `issuer` signed `crl` and the CRL is current at `at`."""
+    """Raise unless `issuer` signed `crl` and the CRL is current at `at`.
+
+    A CRL with a corrupt field raises MalformedEvidence.
+    """
+    fields = _crl_fields(crl, "crl", "CRL")
     try:
         _verify_cached(
             issuer.public_key(),
             crl.signature,
-            crl.tbs_certlist_bytes,
+            fields.signed,
             crl.signature_algorithm_parameters,
             crl.signature_hash_algorithm,
             "crl signature",
@@ -370,16 +446,16 @@ def verify_crl(crl: x509.CertificateRevocationList, issuer: x509.Certificate, at
     except SignatureError:
         raise SignatureError(
             "crl signature",
-            f"CRL of {crl.issuer.rfc4514_string()!r} does not verify with its issuer key",
+            f"CRL of {fields.issuer.rfc4514_string()!r} does not verify with its issuer key",
         ) from None
-    next_update = crl.next_update_utc
-    if crl.last_update_utc > at or (next_update is not None and next_update < at):
+    next_update = fields.next_update
+    if fields.last_update > at or (next_update is not None and next_update < at):
         raise ChainError(
             "crl validity",
-            f"CRL of {crl.issuer.rfc4514_string()!r} is not current",
+            f"CRL of {fields.issuer.rfc4514_string()!r} is not current",
             claim="thisUpdate..nextUpdate",
             expected=f"contains {at.isoformat()}",
-            actual=f"{crl.last_update_utc.isoformat()}..{next_update}",
+            actual=f"{fields.last_update.isoformat()}..{next_update}",
         )
 
 
@@ -388,9 +464,9 @@ def _find_issuer(
     candidates: Iterable[x509.Certificate],
     exclude: Sequence[x509.Certificate] = (),
 ) -> x509.Certificate | None:
-    issuer_name = cert.issuer
+    issuer_name = _fields(cert).issuer
     for candidate in candidates:
-        if candidate.subject != issuer_name or candidate in exclude:
+        if _fields(candidate).subject != issuer_name or candidate in exclude:
             continue
         try:
             verify_signed_by(cert, candidate.public_key())
@@ -429,11 +505,10 @@ def _check_not_revoked(
     format: str,
 ) -> None:
     for crl in crls:
-        if crl.issuer != issuer.subject:
+        if _crl_fields(crl, format, "CRL").issuer_key != _fields(issuer).subject:
             continue
         verify_crl(crl, issuer, at)
-        with tolerated_certificate_warnings():
-            serial = cert.serial_number
+        serial = _fields(cert).serial_number
         try:
             revoked = crl.get_revoked_certificate_by_serial_number(serial)
         except CERTIFICATE_ERRORS as exc:
