@@ -91,7 +91,7 @@ class AgentServer:
                 try:
                     connection.sendall(GREETING)
                     # Wait until the host closes. On expat the agent may greet before
-                    # the host's verdict; this read takes the host's DONE first, or
+                    # the host's verdict. This read takes the host's DONE first, or
                     # raises PeerAborted if the host rejected the agent.
                     connection.recv(1)
                 except AttestnetError as exc:
@@ -121,8 +121,8 @@ class AgentProcess:
 
     The host (this process) and the agents then do not share an interpreter lock,
     as on a real DPU and host, which are different machines. The child inherits the
-    attesters; a TPM attester's connection to swtpm is shared with this process, so
-    this process must not use that attester until `stop` returned. `stop` brings
+    attesters. A TPM attester's connection to swtpm is then shared with this process,
+    so this process must not use that attester until `stop` returned. `stop` brings
     back each agent's timings and failures.
     """
 
@@ -166,7 +166,7 @@ class AgentProcess:
 
 
 def _serve_agents(configs: dict[str, AttestedTLSConfig], pipe: Connection) -> None:
-    """The agent process: serve until the parent says stop, then report."""
+    """Run the agent process: serve until the parent sends stop, then report."""
     agents = [AgentServer(name, config) for name, config in configs.items()]
     try:
         pipe.send({agent.name: agent.port for agent in agents})

@@ -74,8 +74,8 @@ def client_identity(config: AttestedTLSConfig, info: AttestationInfo) -> Identit
 
 
 def client_presents(config: AttestedTLSConfig) -> bool:
-    """Whether a client puts its identity into the TLS handshake (else only into an
-    authenticator)."""
+    """Tell whether a client puts its identity into the TLS handshake, rather than only
+    into an authenticator."""
     return config.certificate_chain is not None or (
         config.binding is Binding.CERT and config.role.attests
     )
@@ -90,9 +90,9 @@ def client_context(config: AttestedTLSConfig, identity: Identity | None) -> SSL.
 
     Creating an SSL_CTX costs about as much as a tenth of a loopback handshake, so
     clients reuse one per (binding, role, cipher suites, CA file). A context is not
-    shared when the identity has intermediates, which go into the context; the CA
-    file's modification time and size are part of the key, so a replaced file is
-    loaded again.
+    shared when the identity has intermediates, because they go into the context.
+    The CA file's modification time and size are part of the key, so a replaced file
+    is loaded again.
     """
     if identity is not None and len(identity.chain) > 1:
         context = make_context(config, is_server=False)
