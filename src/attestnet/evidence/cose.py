@@ -255,8 +255,39 @@ class CoseMessage:
 
     def to_be_signed(self, external_aad: bytes = b"") -> bytes:
         """Return the Sig_structure or MAC_structure (RFC 9052, sections 4.4 and 6.3)."""
-        context = "Signature1" if self.kind == "Sign1" else "MAC0"
-        return cbor2.dumps([context, self.protected_bytes, external_aad, self.payload])
+        # Encoded by hand, as cbor2.dumps would encode the array [context, protected,
+        # external_aad, payload]: it costs more than the MAC it feeds.
+        context = _SIGNATURE1_CONTEXT if self.kind == "Sign1" else _MAC0_CONTEXT
+        return b"".join(
+            (
+                b"\x84",
+                context,
+                _bstr_header(len(self.protected_bytes)),
+                self.protected_bytes,
+                _bstr_header(len(external_aad)),
+                external_aad,
+                _bstr_header(len(self.payload)),
+                self.payload,
+            )
+        )
+
+
+# The context strings of the Sig_structure and MAC_structure, as CBOR text strings.
+_SIGNATURE1_CONTEXT = b"\x6aSignature1"
+_MAC0_CONTEXT = b"\x64MAC0"
+
+
+def _bstr_header(length: int) -> bytes:
+    """Return the shortest CBOR head of a byte string of `length` bytes (major type 2)."""
+    if length < 24:
+        return bytes((0x40 | length,))
+    if length < 0x100:
+        return bytes((0x58, length))
+    if length < 0x10000:
+        return b"\x59" + length.to_bytes(2, "big")
+    if length < 0x100000000:
+        return b"\x5a" + length.to_bytes(4, "big")
+    return b"\x5b" + length.to_bytes(8, "big")
 
 
 def parse_cose(

@@ -664,6 +664,7 @@ def verify(
 
     status = _appraise_tcb(quote, pck, tcb_info_doc.body, qe_identity_doc.body, evidence)
     _fill(evidence, quote, pck, status)
+    evidence.signer = attestation_key
     logger.debug("verified %s quote v%d: TCB %s", tee, quote.header.version, status["tcb_status"])
     return evidence
 
@@ -806,4 +807,3 @@ def _fill(
     evidence.instance_id = pck.ppid
     evidence.tcb = tcb
     evidence.debug = body.debug
-    evidence.signer = _attestation_public_key(quote.attestation_key)

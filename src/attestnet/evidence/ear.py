@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -141,8 +142,11 @@ def _malformed(detail: str) -> MalformedEvidence:
     return MalformedEvidence(FORMAT, detail)
 
 
+_BASE64URL = re.compile(r"[A-Za-z0-9_-]+")
+
+
 def _b64url(segment: str, what: str) -> bytes:
-    if not segment or any(c in segment for c in "=+/ \n\r\t"):
+    if _BASE64URL.fullmatch(segment) is None:
         raise _malformed(f"JWT {what}: not unpadded base64url")
     try:
         return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
@@ -150,17 +154,26 @@ def _b64url(segment: str, what: str) -> bytes:
         raise _malformed(f"JWT {what}: invalid base64url") from None
 
 
-def _json_object(data: bytes, what: str) -> dict[str, Any]:
-    def reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-        result: dict[str, Any] = {}
-        for key, value in pairs:
-            if key in result:
-                raise _malformed(f"JWT {what}: duplicate member {key!r}")
-            result[key] = value
-        return result
+class _DuplicateMember(ValueError):
+    """A JSON object names a member twice; args[0] is its name."""
 
+
+def _unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _DuplicateMember(key)
+            seen.add(key)
+    return result
+
+
+def _json_object(data: bytes, what: str) -> dict[str, Any]:
     try:
-        value = json.loads(data.decode("utf-8"), object_pairs_hook=reject_duplicates)
+        value = json.loads(data.decode("utf-8"), object_pairs_hook=_unique_members)
+    except _DuplicateMember as exc:
+        raise _malformed(f"JWT {what}: duplicate member {exc.args[0]!r}") from None
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise _malformed(f"JWT {what}: invalid JSON: {exc}") from None
     if not isinstance(value, dict):
