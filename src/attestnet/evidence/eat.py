@@ -7,6 +7,7 @@ claims to the caller. Time claims are checked against an explicit time.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -78,12 +79,22 @@ def _algorithm_for(key: ec.EllipticCurvePrivateKey | ec.EllipticCurvePublicKey) 
 
 
 def cose_key_for_public(key: PublicKeyTypes, kid: bytes | None = None) -> COSEKeyInterface:
+    """Return the `cwt` key object for an EC public key.
+
+    Converting a key costs about half of an ECDSA verification here, and a relying
+    party sees the same platform keys on every connection, so conversions are cached.
+    """
     if not isinstance(key, ec.EllipticCurvePublicKey):
         raise VerificationError(
             "signature", "EAT verification key must be an EC key", actual=type(key).__name__
         )
     pem = key.public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo)
-    return COSEKey.from_pem(pem, alg=_algorithm_for(key), kid=kid or b"")
+    return _cose_key_from_pem(pem, _algorithm_for(key), kid or b"")
+
+
+@functools.lru_cache(maxsize=256)
+def _cose_key_from_pem(pem: bytes, algorithm: str, kid: bytes) -> COSEKeyInterface:
+    return COSEKey.from_pem(pem, alg=algorithm, kid=kid)
 
 
 def cose_key_for_private(

@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from attestnet.errors import MalformedEvidence, SignatureError, VerificationError
 from attestnet.evidence import eat
 from attestnet.evidence.model import Collateral, TrustAnchors, VerifiedEvidence
-from attestnet.evidence.x509chain import check_validity, public_key_der
+from attestnet.evidence.x509chain import check_chain_inputs, check_validity, public_key_der
 
 __all__ = [
     "CLAIM_MEASUREMENTS",
@@ -59,6 +59,8 @@ def looks_like(data: bytes) -> bool:
 
 def _candidate_keys(anchors: TrustAnchors, at: datetime) -> list[ec.EllipticCurvePublicKey]:
     keys = [k for k in anchors.public_keys if isinstance(k, ec.EllipticCurvePublicKey)]
+    if anchors.certificates:
+        check_chain_inputs(anchors, format=FORMAT)
     for cert in anchors.certificates:
         key = cert.public_key()
         if isinstance(key, ec.EllipticCurvePublicKey):

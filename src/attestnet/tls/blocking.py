@@ -441,5 +441,6 @@ class AttestedServer:
 
 def listen(host: str, port: int, config: AttestedTLSConfig, backlog: int = 16) -> AttestedServer:
     """Bind and listen on (host, port); port 0 picks a free port (see `address`)."""
-    sock = socket.create_server((host, port), backlog=backlog)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.create_server((host, port), family=family, backlog=backlog)
     return AttestedServer(sock, config)
