@@ -13,7 +13,6 @@ import multiprocessing
 import shutil
 import tempfile
 import threading
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -25,7 +24,7 @@ from OpenSSL import SSL
 
 from attestnet.appraisal import Policy, Verifier
 from attestnet.attesters.sim import SimAttester, measure_code, package_dir
-from attestnet.errors import AttestnetError, ConfigError, VerificationError
+from attestnet.errors import AttestnetError, ConfigError
 from attestnet.evidence.model import TrustAnchors
 from attestnet.tls.blocking import AttestedConnection, AttestedServer, connect, listen
 from attestnet.tls.config import AttestedTLSConfig, Attester, Binding, Role
@@ -296,17 +295,3 @@ class Lab:
             agent.stop()
         self._agents.clear()
         self._stack.close()
-
-
-@contextlib.contextmanager
-def attested(lab: Lab, agent: Agent, binding: Binding) -> Iterator[AttestedConnection]:
-    """Connect to `agent` as the host and read its greeting; close on exit."""
-    connection = lab.connect(agent, binding)
-    try:
-        yield connection
-    finally:
-        connection.close()
-
-
-def failed_check(error: VerificationError) -> str:
-    return f"{error.check}" + (f" ({error.claim})" if error.claim else "")
