@@ -26,6 +26,11 @@ with atheris.instrument_imports():
     from attestnet.evidence.anchors import load_anchors, load_collateral
     from attestnet.evidence.model import Collateral, TrustAnchors
 
+    # The registry imports format modules on first use; import them all here so
+    # that atheris instruments them and coverage guides the mutations.
+    for _format in registry.FORMATS:
+        registry.load(_format)
+
 CORPUS = Path(os.environ.get("ATTESTNET_CORPUS", Path(__file__).parents[2] / "shared" / "corpus"))
 
 # Seeds and the anchors and collateral that reach the deep checks, per format.
