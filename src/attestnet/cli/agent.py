@@ -20,6 +20,7 @@ from attestnet.cli._lab import GREETING
 from attestnet.errors import AttestnetError, ConfigError, MalformedEvidence, VerificationError
 from attestnet.tls.blocking import connect, listen
 from attestnet.tls.config import AttestedTLSConfig, Attester, Binding, Role
+from attestnet.tls.errors import AttestationProtocolError
 
 __all__ = ["add_agent_parser", "add_attest_parser", "parse_address"]
 
@@ -131,6 +132,13 @@ def add_attest_parser(subparsers: Any) -> None:
         metavar="BINDING",
         help="expat (default) or cert; must match the agent",
     )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="time allowed for the TLS handshake and the attestation exchange (default: 10)",
+    )
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     parser.set_defaults(handler=run_attest)
 
@@ -230,11 +238,16 @@ def run_agent(args: argparse.Namespace) -> int:
 
 def run_attest(args: argparse.Namespace) -> int:
     verifier = Verifier(load_policy(args.policy))
-    config = AttestedTLSConfig(binding=args.binding, role=Role.RELYING_PARTY, appraiser=verifier)
+    config = AttestedTLSConfig(
+        binding=args.binding,
+        role=Role.RELYING_PARTY,
+        appraiser=verifier,
+        handshake_timeout=args.timeout,
+    )
     host, port = args.address
     try:
         connection = connect(host, port, config)
-    except (VerificationError, MalformedEvidence) as error:
+    except (VerificationError, MalformedEvidence, AttestationProtocolError) as error:
         for check in getattr(error, "checks_passed", []):
             print(f"PASS {check}")
         print(f"FAIL {error}")
