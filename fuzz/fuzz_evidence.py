@@ -11,8 +11,10 @@ with the input that caused it.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
+import shutil
 import sys
 import tempfile
 from datetime import UTC, datetime
@@ -86,6 +88,8 @@ def main() -> None:
     from attestnet.cli._common import read_evidence_file
 
     seed_dir = Path(tempfile.mkdtemp(prefix=f"attestnet-fuzz-{format}-"))
+    # atheris ends the process itself, so the seed folder is removed at exit.
+    atexit.register(shutil.rmtree, seed_dir, ignore_errors=True)
     for index, name in enumerate(seeds):
         (seed_dir / f"seed-{index}").write_bytes(read_evidence_file(CORPUS / name))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -139,3 +140,24 @@ def test_attest_without_agent_is_one_line_error(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "refused" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_attest_json_reports_rejection(tmp_path: Path) -> None:
+    config = tmp_path / "agent.toml"
+    config.write_text("inspection = 'strict'\n")
+    process, port = start_agent(tmp_path, "--config", str(config))
+    stop(process)
+    policy = tmp_path / "policy.toml"
+    saved = policy.read_text()
+    config.write_text("inspection = 'off'\n")
+    process, port = start_agent(tmp_path, "--config", str(config))
+    policy.write_text(saved)
+    try:
+        result = attestnet("attest", f"127.0.0.1:{port}", "--policy", str(policy), "--json")
+    finally:
+        stop(process)
+    document = json.loads(result.stdout)
+    assert result.returncode == 1
+    assert document["verdict"] == "rejected"
+    assert document["failed_check"] == "measurements"
+    assert "WARNING" not in result.stderr

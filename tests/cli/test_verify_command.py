@@ -164,3 +164,39 @@ def test_corim_with_other_evidence_is_usage_error(corpus: Path) -> None:
     result = run("verify", evidence, "--corim", reference)
     assert result.returncode == 2
     assert "--corim appraises PSA evidence only" in result.stderr
+
+
+@pytest.mark.parametrize("nonce", ["090090", "00" * 65])
+def test_longer_nonce_fails_cleanly(corpus: Path, nonce: str) -> None:
+    args = corpus_args(corpus, CONTRACT[4])
+    args[args.index("9009")] = nonce
+    result = run("verify", *args)
+    assert result.returncode == 1
+    assert "FAIL nonce" in result.stdout
+    assert "Traceback" not in result.stderr
+
+
+def test_short_nonce_not_padded_for_psa(corpus: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # The PSA sample's nonce is 64 zero bytes; only SEV-SNP and DCAP pad a shorter nonce.
+    evidence = str(corpus / "psa/tfm_psa-2_0_0_sign1.cbor")
+    anchor = str(corpus / "psa/tfm_iak_public.pem")
+    assert main(["verify", evidence, "--anchor", anchor, "--nonce", "00"]) == 1
+    assert "FAIL nonce" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("nonce", ["", "900", "0x"])
+def test_partial_nonce_is_usage_error(corpus: Path, nonce: str) -> None:
+    evidence = str(corpus / "psa/tfm_psa-2_0_0_sign1.cbor")
+    result = run("verify", evidence, "--anchor", "x.pem", f"--nonce={nonce}")
+    assert result.returncode == 2
+    assert "whole bytes" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_usage_error_is_one_line() -> None:
+    result = run("verify", "evidence.bin", "--at", "yesterday")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "attestnet verify: error: argument --at: invalid time 'yesterday'; use RFC 3339 "
+        "such as 2024-01-01T00:00:00Z; see 'attestnet verify --help'"
+    ]

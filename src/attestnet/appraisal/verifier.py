@@ -1,6 +1,6 @@
 """The in-process verifier: the relying party's numbered checks and the EAR verdict.
 
-`Verifier.appraise` runs the checks that DESIGN fixes for evidence, in this order,
+`Verifier.appraise` runs the relying party's checks on evidence, in this order,
 and stops at the first failure with a VerificationError naming the check, the
 claim, the expected and the actual value:
 

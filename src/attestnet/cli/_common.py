@@ -41,10 +41,12 @@ def parse_time(text: str) -> datetime:
 
 
 def parse_hex(text: str) -> bytes:
-    """Parse a hex string (an optional 0x prefix; an odd length gets a leading 0)."""
+    """Parse a non-empty hex string of whole bytes, with an optional 0x prefix."""
     digits = text[2:] if text.lower().startswith("0x") else text
-    if len(digits) % 2:
-        digits = "0" + digits
+    if not digits or len(digits) % 2:
+        raise argparse.ArgumentTypeError(
+            f"invalid hex value {text!r}; give whole bytes, two hex digits each"
+        )
     try:
         return bytes.fromhex(digits)
     except ValueError:

@@ -99,7 +99,7 @@ def add_agent_parser(subparsers: Any) -> None:
         "--config",
         type=Path,
         metavar="FILE",
-        help="agent configuration file; the sim attester measures its content",
+        help="agent configuration file, any format: the sim attester measures its bytes",
     )
     parser.add_argument(
         "--write-policy",
@@ -117,7 +117,9 @@ def add_attest_parser(subparsers: Any) -> None:
         description="Connect over TLS 1.3, appraise the agent's evidence under --policy, "
         "print each check with its result, and exit non-zero when any check fails.",
     )
-    parser.add_argument("address", type=parse_address, metavar="HOST:PORT")
+    parser.add_argument(
+        "address", type=parse_address, metavar="HOST:PORT", help="address of the agent"
+    )
     parser.add_argument(
         "--policy",
         type=Path,
@@ -130,7 +132,7 @@ def add_attest_parser(subparsers: Any) -> None:
         type=_binding,
         default=Binding.EXPAT,
         metavar="BINDING",
-        help="expat (default) or cert; must match the agent",
+        help="expat (default) or cert; must match the agent's --binding",
     )
     parser.add_argument(
         "--timeout",
@@ -233,10 +235,37 @@ def run_agent(args: argparse.Namespace) -> int:
                 with contextlib.suppress(SSL.Error, OSError):
                     connection.sendall(GREETING)
     logger.info("agent stopped")
+    print("agent stopped")
     return 0
 
 
+def _print_rejection(args: argparse.Namespace, error: Exception) -> int:
+    checks = list(getattr(error, "checks_passed", []))
+    message = str(error)
+    if isinstance(error, AttestationProtocolError):
+        message += f" (does the agent use --binding {args.binding}?)"
+    if args.json:
+        document = {
+            "verdict": "rejected",
+            "checks": checks,
+            "failed_check": getattr(error, "check", None),
+            "error": message,
+        }
+        print(json.dumps(document, indent=2, default=str))
+        return 1
+    for check in checks:
+        print(f"PASS {check}")
+    print(f"FAIL {message}")
+    print("verdict: rejected")
+    return 1
+
+
 def run_attest(args: argparse.Namespace) -> int:
+    if args.binding is Binding.NONE:
+        raise ConfigError("binding none has no attestation to check; use expat or cert")
+    if args.verbose == 0:
+        # Each failure is printed as a FAIL line; the library's warning would repeat it.
+        logging.getLogger("attestnet.tls").setLevel(logging.ERROR)
     verifier = Verifier(load_policy(args.policy))
     config = AttestedTLSConfig(
         binding=args.binding,
@@ -248,11 +277,7 @@ def run_attest(args: argparse.Namespace) -> int:
     try:
         connection = connect(host, port, config)
     except (VerificationError, MalformedEvidence, AttestationProtocolError) as error:
-        for check in getattr(error, "checks_passed", []):
-            print(f"PASS {check}")
-        print(f"FAIL {error}")
-        print("verdict: rejected")
-        return 1
+        return _print_rejection(args, error)
     except SSL.Error as exc:
         raise ConfigError(
             f"TLS with {host}:{port} failed: {exc}; is it an attestnet agent?"

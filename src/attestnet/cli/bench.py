@@ -64,7 +64,7 @@ def add_bench_parser(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "bench",
         help="measure attested TLS set-up against plain TLS on loopback",
-        description="Open CONNECTIONS connections per scenario (none, cert and expat with the "
+        description="Open N connections per scenario (none, cert and expat with the "
         "sim and TPM attesters), interleaved, and print median set-up time to the first "
         "application byte, the ratio to plain TLS and a per-phase breakdown.",
     )
@@ -220,7 +220,8 @@ def run_benchmark(
 
 
 def _cell(value: float | None) -> str:
-    return "-" if value is None else f"{value:.3f}"
+    # A phase the scenario does not run is reported by the TLS layer as zero.
+    return "-" if not value else f"{value:.3f}"
 
 
 def render_markdown(results: dict[str, Any]) -> str:
@@ -247,6 +248,13 @@ def render_markdown(results: dict[str, Any]) -> str:
     for row in results["rows"]:
         cells = " | ".join(_cell(row["phases_ms"][phase]) for phase in PHASES)
         lines.append(f"| {row['scenario']} | {cells} |")
+    lines += [
+        "",
+        "Phases: evidence and authenticator_build are measured on the agent, the others on "
+        "the host; transfer is the host's wall time for the attestation exchange minus its "
+        "own computing time, so it includes the agent's work; '-' marks a phase the "
+        "scenario does not have.",
+    ]
     lines += ["", "Appraisal of one piece of evidence alone (median of 200):", ""]
     for name, value in results["appraisal_median_ms"].items():
         lines.append(f"- {name}: {value:.3f} ms")

@@ -101,19 +101,28 @@ CASES = (
 )
 
 
+def _default_corpus() -> Path:
+    override = os.environ.get("ATTESTNET_CORPUS")
+    if override:
+        return Path(override)
+    # src/attestnet/cli/bench_formats.py -> the folder that contains the checkout.
+    return Path(__file__).resolve().parents[4] / "shared" / "corpus"
+
+
 def add_bench_formats_parser(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "bench-formats",
         help="measure evidence verification speed per format on the corpus",
-        description="Verify one corpus sample per format ITERATIONS times and compare with "
-        "its signature checks alone, replayed in the same run.",
+        description="Verify one corpus sample per format N times and compare with its "
+        "signature checks alone, replayed in the same run.",
     )
     parser.add_argument(
         "--corpus",
         type=Path,
         metavar="DIR",
-        default=Path(os.environ.get("ATTESTNET_CORPUS", "../shared/corpus")),
-        help="evidence corpus folder (default: $ATTESTNET_CORPUS or ../shared/corpus)",
+        default=_default_corpus(),
+        help="evidence corpus folder (default: $ATTESTNET_CORPUS, else shared/corpus beside "
+        "the source checkout)",
     )
     parser.add_argument(
         "--iterations",
@@ -174,12 +183,18 @@ def run_format_benchmark(corpus: Path, iterations: int) -> dict[str, Any]:
         print(f"\rbench-formats: {index}/{len(CASES)} {case.label:<24}", end="", file=sys.stderr)
         rows.append(_measure(case, corpus, iterations))
     print(file=sys.stderr)
-    return {"machine": machine_description(), "iterations": iterations, "rows": rows}
+    return {
+        "machine": machine_description(),
+        "iterations": iterations,
+        "corpus": str(corpus),
+        "rows": rows,
+    }
 
 
 def render_format_markdown(results: dict[str, Any]) -> str:
     lines = [
         f"Machine: {results['machine']}",
+        f"Corpus: {results['corpus']}",
         f"Iterations per format: {results['iterations']}, medians, cold certificate cache.",
         "",
         "| format | verifications/s | verify (ms) | signature checks | signatures alone (ms) "

@@ -19,7 +19,7 @@ from OpenSSL import SSL
 from attestnet.appraisal import AppraisalResult
 from attestnet.cli._lab import GREETING, Lab
 from attestnet.cli.bench import render_markdown, run_benchmark
-from attestnet.errors import AttestnetError, VerificationError
+from attestnet.errors import AttestnetError, ConfigError, VerificationError
 from attestnet.tls.config import Attester, Binding
 
 __all__ = ["add_demo_parser"]
@@ -76,6 +76,8 @@ def _attest(lab: Lab, label: str, attester: Attester, expect_ok: bool) -> bool:
 
 
 def run_demo(args: argparse.Namespace) -> int:
+    if args.connections < 0:
+        raise ConfigError(f"--connections {args.connections} must be 0 (no benchmark) or more")
     with_tpm = not args.no_tpm
     if args.verbose == 0:
         # The demo prints each rejection itself; the library's warning would repeat it.

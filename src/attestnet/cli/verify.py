@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import shutil
 import sys
 from datetime import UTC, datetime
@@ -72,7 +73,11 @@ def add_verify_parser(subparsers: Any) -> None:
         help="verification time, RFC 3339 such as 2024-01-01T00:00:00Z (default: now)",
     )
     parser.add_argument(
-        "--nonce", type=parse_hex, metavar="HEX", help="expected nonce in the evidence, in hex"
+        "--nonce",
+        type=parse_hex,
+        metavar="HEX",
+        help="expected nonce in the evidence, in hex; for SEV-SNP and TDX/SGX the 64-byte "
+        "report data may carry it followed by zero bytes",
     )
     parser.add_argument(
         "--policy",
@@ -104,9 +109,19 @@ def add_collateral_parser(subparsers: Any) -> None:
         description="Parse each file (certificate, CRL or collateral JSON) and copy it into "
         "the cache folder ($ATTESTNET_COLLATERAL_CACHE or ~/.cache/attestnet/collateral).",
     )
-    importer.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    importer.add_argument(
+        "files",
+        nargs="+",
+        type=Path,
+        metavar="FILE",
+        help="certificate (PEM or DER), CRL or collateral JSON file",
+    )
     importer.set_defaults(handler=run_collateral_import)
-    lister = actions.add_parser("list", help="list the files in the cache folder")
+    lister = actions.add_parser(
+        "list",
+        help="list the files in the cache folder",
+        description="List the collateral files that `attestnet verify` reads from the cache.",
+    )
     lister.set_defaults(handler=run_collateral_list)
 
 
@@ -133,17 +148,28 @@ def run_collateral_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def _nonce_matches(expected: bytes, actual: bytes | None) -> bool:
-    # Fixed-size nonce fields (SEV-SNP and TDX REPORTDATA, 64 bytes) carry a shorter
-    # nonce padded with zero bytes, so an expected nonce may be a zero-padded prefix.
+# Formats whose nonce field has a fixed size (REPORTDATA, 64 bytes): a shorter nonce
+# is carried at its start, padded with zero bytes.
+_FIXED_SIZE_NONCE_FORMATS = frozenset({"sev-snp", "dcap"})
+
+
+def _nonce_matches(format: str, expected: bytes, actual: bytes | None) -> bool:
     if actual is None:
         return False
-    return actual == expected or actual == expected + bytes(len(actual) - len(expected))
+    if actual == expected:
+        return True
+    padding = len(actual) - len(expected)
+    return (
+        format in _FIXED_SIZE_NONCE_FORMATS and padding > 0 and actual == expected + bytes(padding)
+    )
 
 
 def _build_verifier(args: argparse.Namespace, format: str) -> Verifier:
     if args.policy is not None:
         return Verifier(load_policy(args.policy))
+    # Without a policy the report says "NOT APPRAISED" for the measurements itself,
+    # so the verifier's per-use warning about the signatures-only policy is muted.
+    logging.getLogger("attestnet.appraisal.verifier").setLevel(logging.ERROR)
     if not args.anchor and args.hmac_key is None:
         raise ConfigError(
             f"no trust anchor for {format} evidence; give --anchor FILE (or --policy FILE)"
@@ -217,6 +243,12 @@ def _run_corim_appraisal(args: argparse.Namespace, data: bytes, at: datetime) ->
     else:
         print(f"format: psa, appraised against CoRIM {args.corim}")
         print(f"verification time: {at.isoformat()}")
+        print("checks:")
+        if appraisal.evidence is None:
+            print(f"  FAIL 4. signature: {appraisal.detail}")
+        else:
+            for check in appraisal.evidence.checks:
+                print(f"  PASS 4. {check.name}: {check.detail}")
         for component in components:
             outcome = "PASS" if component["matched"] else "FAIL"
             print(f"  {outcome} 5. measurements: {component['name']}: {component['detail']}")
@@ -242,7 +274,7 @@ def run_verify(args: argparse.Namespace) -> int:
     error: Exception | None = None
     try:
         result = verifier.appraise(data, binder=None, at=at, format=format)
-        if args.nonce is not None and not _nonce_matches(args.nonce, result.evidence.nonce):
+        if args.nonce is not None and not _nonce_matches(format, args.nonce, result.evidence.nonce):
             actual = result.evidence.nonce
             raise VerificationError(
                 "nonce",

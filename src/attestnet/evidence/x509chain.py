@@ -455,7 +455,8 @@ def verify_crl(crl: x509.CertificateRevocationList, issuer: x509.Certificate, at
             f"CRL of {fields.issuer.rfc4514_string()!r} is not current",
             claim="thisUpdate..nextUpdate",
             expected=f"contains {at.isoformat()}",
-            actual=f"{fields.last_update.isoformat()}..{next_update}",
+            actual=f"{fields.last_update.isoformat()}.."
+            + (next_update.isoformat() if next_update is not None else "(no nextUpdate)"),
         )
 
 
