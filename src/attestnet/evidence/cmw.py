@@ -129,7 +129,9 @@ def decode_cbor_strict(data: bytes, format: str) -> Any:
     stream = io.BytesIO(data)
     try:
         item = cbor2.CBORDecoder(stream).decode()
-    except (cbor2.CBORDecodeError, ValueError, TypeError, OverflowError, RecursionError) as exc:
+    except Exception as exc:
+        # cbor2's semantic tag decoders (UUID, decimal, dates ...) raise arbitrary
+        # exceptions on crafted input; for untrusted bytes all of them mean malformed.
         raise MalformedEvidence(format, f"invalid CBOR: {exc}") from None
     if stream.tell() != len(data):
         trailing = len(data) - stream.tell()

@@ -129,7 +129,9 @@ def _cbor_decode(data: bytes, what: str) -> Any:
     stream = io.BytesIO(data)
     try:
         item = cbor2.CBORDecoder(stream).decode()
-    except (cbor2.CBORError, ValueError, RecursionError) as exc:
+    except Exception as exc:
+        # cbor2's semantic tag decoders (UUID, decimal, dates ...) raise arbitrary
+        # exceptions on crafted input; for untrusted bytes all of them mean malformed.
         raise _malformed(f"{what} is not valid CBOR: {exc}") from None
     if stream.tell() != len(data):
         raise _malformed(f"{len(data) - stream.tell()} trailing bytes after {what}")
