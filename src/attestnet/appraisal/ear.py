@@ -5,8 +5,9 @@ vectors (draft-ietf-rats-ar4si): one submodule per appraised piece of evidence,
 each with ``ear.status``, ``ear.trustworthiness-vector`` and
 ``ear.appraisal-policy-id``.
 
-AR4SI tiers by value: 0 no claim, 1 verifier malfunction, 2..31 affirming,
-32..95 warning, 96..127 contraindicated.
+AR4SI tiers by value (`attestnet.evidence.ear.tier_of`): 0 and 1 no claim,
+2..31 affirming, 32..95 warning, 96..127 contraindicated, with negative values
+mirroring them.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric import ec
 
 import attestnet
+from attestnet.appraisal.corim_match import status_of
+from attestnet.evidence.ear import TRUST_CLAIMS
 
 __all__ = [
     "EAR_PROFILE",
@@ -30,29 +33,12 @@ __all__ = [
 ]
 
 EAR_PROFILE = "tag:github.com,2023:veraison/ear"
-TRUST_CLAIMS = (
-    "instance-identity",
-    "configuration",
-    "executables",
-    "file-system",
-    "hardware",
-    "runtime-opaque",
-    "storage-opaque",
-    "sourced-data",
-)
 _ALGORITHMS = {"secp256r1": "ES256", "secp384r1": "ES384", "secp521r1": "ES512"}
 
 
 def status_for(vector: Mapping[str, int]) -> str:
-    """Return the EAR status of a trust vector: its worst tier."""
-    worst = max(vector.values(), default=0)
-    if worst >= 96:
-        return "contraindicated"
-    if worst >= 32:
-        return "warning"
-    if any(2 <= value <= 31 for value in vector.values()):
-        return "affirming"
-    return "none"
+    """Return the EAR status of a trust vector: the worst AR4SI tier among its claims."""
+    return status_of(dict(vector))
 
 
 @dataclass
