@@ -49,6 +49,32 @@ class AttestationInfo:
     local phases, so it is the time spent on the network and waiting for the peer."""
 
 
+class AttestationView:
+    """Read-only access to a connection's `AttestationInfo`, shared by both adapters."""
+
+    info: AttestationInfo
+
+    @property
+    def binding(self) -> Binding:
+        return self.info.binding
+
+    @property
+    def peer_result(self) -> Any:
+        return self.info.peer_result
+
+    @property
+    def peer_certificate(self) -> Any:
+        return self.info.peer_certificate
+
+    @property
+    def peer_tik(self) -> bytes | None:
+        return self.info.peer_tik
+
+    @property
+    def timings(self) -> dict[str, float]:
+        return self.info.timings
+
+
 def local_identity(config: AttestedTLSConfig) -> Identity | None:
     """Return the configured identity, or a generated one; None for per-connection identities."""
     if config.certificate_chain is not None and config.private_key is not None:

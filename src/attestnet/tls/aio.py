@@ -17,12 +17,12 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from OpenSSL import SSL
 
 from attestnet.tls._establish import (
     AttestationInfo,
+    AttestationView,
     add_chain,
     appraise_cert_binding,
     cert_binding_identity,
@@ -125,7 +125,7 @@ class _Pump:
             await self.writer.wait_closed()
 
 
-class AsyncAttestedConnection:
+class AsyncAttestedConnection(AttestationView):
     """An attested TLS 1.3 connection for asyncio; see `AttestedConnection` for the fields."""
 
     def __init__(
@@ -141,26 +141,6 @@ class AsyncAttestedConnection:
         self._pending = bytearray(pending)
         self.connection_id = connection_id
         self._unfinished = unfinished
-
-    @property
-    def binding(self) -> Binding:
-        return self.info.binding
-
-    @property
-    def peer_result(self) -> Any:
-        return self.info.peer_result
-
-    @property
-    def peer_certificate(self) -> Any:
-        return self.info.peer_certificate
-
-    @property
-    def peer_tik(self) -> bytes | None:
-        return self.info.peer_tik
-
-    @property
-    def timings(self) -> dict[str, float]:
-        return self.info.timings
 
     def export_keying_material(self, label: bytes, length: int, context: bytes = b"") -> bytes:
         return exporter_for(self._pump.connection)(label, context, length)

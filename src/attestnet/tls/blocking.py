@@ -21,12 +21,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from OpenSSL import SSL
 
 from attestnet.tls._establish import (
     AttestationInfo,
+    AttestationView,
     add_chain,
     appraise_cert_binding,
     cert_binding_identity,
@@ -56,7 +57,7 @@ _READ_SIZE = 65536
 _TCP_CORK: int | None = getattr(socket, "TCP_CORK", None)
 
 
-class AttestedConnection:
+class AttestedConnection(AttestationView):
     """A TLS 1.3 connection whose peer has been appraised as the configuration requires.
 
     `peer_result`, `peer_certificate`, `peer_tik`, `binding` and `timings` describe
@@ -78,26 +79,6 @@ class AttestedConnection:
         self._pending = bytearray(pending)
         self.connection_id = connection_id
         self._unfinished = unfinished
-
-    @property
-    def binding(self) -> Binding:
-        return self.info.binding
-
-    @property
-    def peer_result(self) -> Any:
-        return self.info.peer_result
-
-    @property
-    def peer_certificate(self) -> Any:
-        return self.info.peer_certificate
-
-    @property
-    def peer_tik(self) -> bytes | None:
-        return self.info.peer_tik
-
-    @property
-    def timings(self) -> dict[str, float]:
-        return self.info.timings
 
     @property
     def tls(self) -> SSL.Connection:
