@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import io
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,6 +25,7 @@ from typing import Any
 import cbor2
 
 from attestnet.errors import MalformedEvidence
+from attestnet.evidence.cbor import decode_strict
 
 __all__ = [
     "COLLECTION_TYPE_KEY",
@@ -126,17 +126,7 @@ def decode(data: bytes) -> CmwRecord | CmwCollection:
 
 def decode_cbor_strict(data: bytes, format: str) -> Any:
     """Decode exactly one CBOR item; raise MalformedEvidence on errors or trailing bytes."""
-    stream = io.BytesIO(data)
-    try:
-        item = cbor2.CBORDecoder(stream).decode()
-    except Exception as exc:
-        # cbor2's semantic tag decoders (UUID, decimal, dates ...) raise arbitrary
-        # exceptions on crafted input; for untrusted bytes all of them mean malformed.
-        raise MalformedEvidence(format, f"invalid CBOR: {exc}") from None
-    if stream.tell() != len(data):
-        trailing = len(data) - stream.tell()
-        raise MalformedEvidence(format, f"{trailing} trailing bytes after the CBOR item")
-    return item
+    return decode_strict(data, format)
 
 
 def _record_type(value: Any, where: str) -> str | int:

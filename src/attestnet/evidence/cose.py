@@ -9,7 +9,6 @@ in the unprotected header is not covered by the signature and is rejected.
 
 from __future__ import annotations
 
-import io
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 
 from attestnet.errors import MalformedEvidence, SignatureError
+from attestnet.evidence.cbor import decode_strict
 from attestnet.evidence.model import TrustAnchors
 from attestnet.evidence.signatures import Scheme, record_signatures, verify_signature
 from attestnet.evidence.x509chain import check_chain_inputs, check_validity
@@ -55,13 +55,6 @@ TAG_COSE_MAC0 = 17
 HEADER_ALG = 1
 HEADER_CONTENT_TYPE = 3
 HEADER_KID = 4
-
-# cbor2 decodes semantic tags (UUID 37, decimal fraction 4, bigfloat 5, dates,
-# regular expressions ...) with Python code of the standard library, which fails on
-# crafted input with arbitrary exceptions: the fuzzer found AssertionError from
-# uuid.UUID and TypeError from decimal. Evidence is untrusted, so every Exception
-# from the decoder means malformed input.
-_CBOR_ERRORS = (Exception,)
 
 
 @dataclass(frozen=True)
@@ -97,21 +90,7 @@ ALGORITHMS: dict[int, CoseAlgorithm] = {
 
 def decode_cbor(data: bytes | bytearray, format: str, what: str = "CBOR item") -> Any:
     """Decode exactly one CBOR item; raise MalformedEvidence on bad or trailing bytes."""
-    if not isinstance(data, bytes | bytearray):
-        raise MalformedEvidence(format, f"{what}: expected bytes, got {type(data).__name__}")
-    if not data:
-        raise MalformedEvidence(format, f"{what}: empty input")
-    stream = io.BytesIO(bytes(data))
-    try:
-        value = cbor2.CBORDecoder(stream).decode()
-    except _CBOR_ERRORS as exc:
-        raise MalformedEvidence(format, f"{what}: invalid CBOR: {exc}") from None
-    if stream.tell() != len(data):
-        raise MalformedEvidence(
-            format,
-            f"{what}: {len(data) - stream.tell()} trailing bytes after offset {stream.tell()}",
-        )
-    return value
+    return decode_strict(data, format, what)
 
 
 def jsonable(value: Any) -> Any:

@@ -26,6 +26,7 @@ from typing import Any, Literal
 import cbor2
 
 from attestnet.errors import MalformedEvidence, VerificationError
+from attestnet.evidence.cbor import loads_untrusted
 from attestnet.evidence.cose import (
     ALGORITHMS,
     TAG_COSE_SIGN1,
@@ -337,12 +338,12 @@ def looks_like(data: bytes) -> bool:
     """Return True for a JWT whose header names an alg, or a CWT whose claims have submods."""
     try:
         if data[:1] in (b"\xd8", b"\xd2"):
-            item = cbor2.loads(data)
+            item, _ = loads_untrusted(data)
             if isinstance(item, cbor2.CBORTag) and item.tag == TAG_CWT:
                 item = item.value
             if not isinstance(item, cbor2.CBORTag) or item.tag != TAG_COSE_SIGN1:
                 return False
-            claims = cbor2.loads(item.value[2])
+            claims, _ = loads_untrusted(item.value[2])
             return isinstance(claims, dict) and _CWT_SUBMODS in claims
         text = data.decode("ascii").strip()
         parts = text.split(".")

@@ -142,7 +142,7 @@ def verify_eat(token: bytes, key: COSEKeyInterface, at: datetime) -> EatToken:
         payload = _VERIFIER.decode(token, key)
     except (CWTError, ValueError) as exc:
         raise SignatureError("signature", f"EAT signature does not verify: {exc}") from None
-    if cbor2.loads(payload) != claims:
+    if decode_cbor_strict(payload, _FORMAT) != claims:
         raise SignatureError("signature", "verified payload differs from the parsed payload")
 
     timestamp = at.astimezone(UTC).timestamp()

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import io
 import logging
 import string
 from dataclasses import dataclass
@@ -33,6 +32,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from attestnet.errors import MalformedEvidence, SignatureError, VerificationError
+from attestnet.evidence.cbor import decode_strict
 from attestnet.evidence.model import Collateral, TrustAnchors, VerifiedEvidence
 from attestnet.evidence.signatures import verify_signature
 from attestnet.evidence.x509chain import (
@@ -126,16 +126,7 @@ def _malformed(detail: str) -> MalformedEvidence:
 
 def _cbor_decode(data: bytes, what: str) -> Any:
     """Decode exactly one CBOR item; raise MalformedEvidence on errors or trailing bytes."""
-    stream = io.BytesIO(data)
-    try:
-        item = cbor2.CBORDecoder(stream).decode()
-    except Exception as exc:
-        # cbor2's semantic tag decoders (UUID, decimal, dates ...) raise arbitrary
-        # exceptions on crafted input; for untrusted bytes all of them mean malformed.
-        raise _malformed(f"{what} is not valid CBOR: {exc}") from None
-    if stream.tell() != len(data):
-        raise _malformed(f"{len(data) - stream.tell()} trailing bytes after {what}")
-    return item
+    return decode_strict(data, FORMAT, what)
 
 
 def _decode_input(data: bytes) -> bytes:

@@ -16,6 +16,7 @@ from typing import Any
 import cbor2
 
 from attestnet.errors import ConfigError, MalformedEvidence, VerificationError
+from attestnet.evidence.cbor import loads_untrusted
 from attestnet.evidence.cose import (
     TAG_COSE_MAC0,
     TAG_COSE_SIGN1,
@@ -212,9 +213,9 @@ def looks_like(data: bytes) -> bool:
     if len(data) < 8 or data[0] not in (0xC0 | TAG_COSE_SIGN1, 0xC0 | TAG_COSE_MAC0, 0x84):
         return False
     try:
-        item = cbor2.loads(data)
+        item, _ = loads_untrusted(data)
         value = item.value if isinstance(item, cbor2.CBORTag) else item
-        payload = cbor2.loads(value[2])
+        payload, _ = loads_untrusted(value[2])
     except Exception:  # a sniff never raises; any decoding failure means "not PSA"
         return False
     if not isinstance(payload, dict):
