@@ -8,6 +8,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from attestnet.appraisal import Policy, Verifier
+from attestnet.appraisal.verifier import nonce_matches
 from attestnet.attesters.sim import SimAttester
 from attestnet.errors import PolicyError, SignatureError, VerificationError
 from attestnet.evidence.model import TrustAnchors
@@ -110,3 +111,24 @@ def test_policy_without_reference_values_rejected(attester: SimAttester) -> None
 def test_policy_without_anchor_rejected(attester: SimAttester) -> None:
     with pytest.raises(PolicyError, match="no trust anchors"):
         sim_policy(attester, anchors={})
+
+
+def test_empty_pin_list_rejected(attester: SimAttester) -> None:
+    with pytest.raises(PolicyError, match=r"instance_ids\.sim is empty"):
+        sim_policy(attester, instance_ids={"sim": frozenset()})
+
+
+@pytest.mark.parametrize(
+    ("format", "actual", "expected"),
+    [
+        ("sev-snp", BINDER + bytes(32), True),  # 64-byte REPORTDATA, zero padded
+        ("dcap", BINDER + bytes(32), True),
+        ("sev-snp", BINDER + b"\x01" + bytes(31), False),
+        ("psa", BINDER + bytes(32), False),  # variable-size nonces are never padded
+        ("sev-snp", BINDER[:16], False),
+        ("sim", BINDER, True),
+        ("sim", None, False),
+    ],
+)
+def test_nonce_matches(format: str, actual: bytes | None, expected: bool) -> None:
+    assert nonce_matches(format, BINDER, actual) is expected

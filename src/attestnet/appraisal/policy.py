@@ -96,6 +96,12 @@ class Policy:
                     f"policy {self.id!r}: format {format!r} is allowed but has no reference "
                     f"values; add [reference_values.{format}]"
                 )
+        for format, pinned in self.instance_ids.items():
+            if not pinned:
+                raise PolicyError(
+                    f"policy {self.id!r}: instance_ids.{format} is empty, which would pin "
+                    "nothing; list the instance ids or remove the entry"
+                )
         if self.unsafe_skip_reference_values:
             # The verifier logs a warning each time it skips them; this is the set-up note.
             logger.info(

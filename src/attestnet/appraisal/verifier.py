@@ -24,6 +24,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
@@ -166,7 +167,7 @@ class Verifier:
 
         # 3. binder
         if binder is not None:
-            if verified.nonce != binder:
+            if not nonce_matches(format, binder, verified.nonce):
                 raise VerificationError(
                     "binder",
                     "evidence is not bound to this connection (replay, relay or key substitution)",
@@ -179,7 +180,7 @@ class Verifier:
         # 5. measurements, TCB, debug
         vector = {name: _NO_CLAIM for name in ("instance-identity", "hardware", "executables")}
         self._check_measurements(format, verified, checklist)
-        if not policy.unsafe_skip_reference_values:
+        if not policy.unsafe_skip_reference_values and format != "ear":
             vector["executables"] = _AFFIRMING
             vector["configuration"] = _AFFIRMING
         self._check_tcb_and_debug(format, verified, checklist)
@@ -198,7 +199,12 @@ class Verifier:
             checklist.ok(f"6. instance identity: {verified.instance_id.hex()} is pinned")
             vector["instance-identity"] = _AFFIRMING
 
-        vector["hardware"] = _HARDWARE_UNSAFE_SIMULATED if verified.simulated else _AFFIRMING
+        if format == "ear":
+            # An attestation result passes on the trust its issuer appraised and adds
+            # none: this verifier saw no hardware or measurements of its own.
+            vector = _worst_claims(verified.claims)
+        else:
+            vector["hardware"] = _HARDWARE_UNSAFE_SIMULATED if verified.simulated else _AFFIRMING
         status = status_for(vector)
         result = AppraisalResult(
             format=format,
@@ -309,3 +315,40 @@ class Verifier:
             checklist.ok("5. debug: enabled, which the policy allows")
         elif verified.debug is False:
             checklist.ok("5. debug: disabled")
+
+
+# Formats whose nonce field has a fixed size (REPORTDATA, 64 bytes): a shorter nonce
+# such as a 32-byte binder is carried at its start, followed by zero bytes.
+FIXED_SIZE_NONCE_FORMATS = frozenset({"sev-snp", "dcap"})
+
+
+def nonce_matches(format: str, expected: bytes, actual: bytes | None) -> bool:
+    """Return whether evidence of `format` carries the nonce `expected`."""
+    if actual is None:
+        return False
+    if actual == expected:
+        return True
+    padding = len(actual) - len(expected)
+    return (
+        format in FIXED_SIZE_NONCE_FORMATS and padding > 0 and actual == expected + bytes(padding)
+    )
+
+
+def _worst_claims(claims: dict[str, Any]) -> dict[str, int]:
+    """Merge the trust vectors of an EAR's submods, keeping each claim's worst value.
+
+    A larger magnitude is a worse AR4SI tier (2..31 affirming, 32..95 warning, 96 and
+    up contraindicated, negative values mirroring them).
+    """
+    merged: dict[str, int] = {}
+    submods = claims.get("submods")
+    for appraisal in submods.values() if isinstance(submods, dict) else ():
+        if not isinstance(appraisal, dict):
+            continue
+        vector = appraisal.get("ear.trustworthiness-vector") or {}
+        for claim, value in vector.items():
+            if not isinstance(value, int):
+                continue
+            if claim not in merged or abs(value) > abs(merged[claim]):
+                merged[claim] = value
+    return merged

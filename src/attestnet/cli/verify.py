@@ -13,6 +13,7 @@ from typing import Any
 
 from attestnet.appraisal import AppraisalResult, Policy, Verifier, load_policy
 from attestnet.appraisal.corim_match import appraise_psa
+from attestnet.appraisal.verifier import nonce_matches
 from attestnet.cli._common import collateral_cache_dir, parse_hex, parse_time, read_evidence_file
 from attestnet.errors import ConfigError, MalformedEvidence, VerificationError
 from attestnet.evidence import corim, registry
@@ -148,22 +149,6 @@ def run_collateral_list(args: argparse.Namespace) -> int:
     return 0
 
 
-# Formats whose nonce field has a fixed size (REPORTDATA, 64 bytes): a shorter nonce
-# is carried at its start, padded with zero bytes.
-_FIXED_SIZE_NONCE_FORMATS = frozenset({"sev-snp", "dcap"})
-
-
-def _nonce_matches(format: str, expected: bytes, actual: bytes | None) -> bool:
-    if actual is None:
-        return False
-    if actual == expected:
-        return True
-    padding = len(actual) - len(expected)
-    return (
-        format in _FIXED_SIZE_NONCE_FORMATS and padding > 0 and actual == expected + bytes(padding)
-    )
-
-
 def _build_verifier(args: argparse.Namespace, format: str) -> Verifier:
     if args.policy is not None:
         return Verifier(load_policy(args.policy))
@@ -274,7 +259,7 @@ def run_verify(args: argparse.Namespace) -> int:
     error: Exception | None = None
     try:
         result = verifier.appraise(data, binder=None, at=at, format=format)
-        if args.nonce is not None and not _nonce_matches(format, args.nonce, result.evidence.nonce):
+        if args.nonce is not None and not nonce_matches(format, args.nonce, result.evidence.nonce):
             actual = result.evidence.nonce
             raise VerificationError(
                 "nonce",

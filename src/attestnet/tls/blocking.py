@@ -165,10 +165,11 @@ def _wait(sock: socket.socket, deadline: float, *, for_read: bool, what: str) ->
     remaining = deadline - time.monotonic()
     if remaining <= 0:
         raise AttestationTimeout(f"{what} did not finish within the handshake timeout")
-    readable, writable, _ = select.select(
-        [sock] if for_read else [], [] if for_read else [sock], [], remaining
-    )
-    if not readable and not writable:
+    # poll, not select: select cannot watch descriptors numbered 1024 or more, which
+    # a busy agent or verifier process reaches.
+    poller = select.poll()
+    poller.register(sock, select.POLLIN if for_read else select.POLLOUT)
+    if not poller.poll(remaining * 1000):
         raise AttestationTimeout(f"{what} did not finish within the handshake timeout")
 
 

@@ -104,6 +104,9 @@ class AttestedTLSConfig:
     binding always generates one per connection). `trusted_ca_file` makes OpenSSL verify
     the peer's certificate chain. An unattested peer without a trusted CA is rejected
     unless `insecure_unauthenticated_peer` is set.
+
+    NOTE: `trusted_ca_file` checks CA membership only, not the host name: any
+    certificate the CA issued is accepted, and `server_hostname` only sets SNI.
     """
 
     binding: Binding = Binding.EXPAT
@@ -154,8 +157,10 @@ class AttestedTLSConfig:
                 f"role {self.role} does not appraise the peer: set trusted_ca_file to "
                 "authenticate it, or insecure_unauthenticated_peer=True to accept any peer"
             )
-        if not 1 <= self.exporter_length <= 255:
-            raise ConfigError(f"exporter_length {self.exporter_length} is outside 1..255")
+        # Below 16 bytes the binder space gets small enough to help replay of
+        # evidence made with a stolen TLS key.
+        if not 16 <= self.exporter_length <= 255:
+            raise ConfigError(f"exporter_length {self.exporter_length} is outside 16..255")
         if not self.exporter_label:
             raise ConfigError("exporter_label is empty")
         if not 0 <= self.cmw_extension_type <= 0xFFFF:

@@ -148,4 +148,9 @@ def decode_error(body: bytes) -> tuple[int, str]:
         raise MalformedMessage(
             f"ERROR frame reason length {length} does not match body size {len(body)}"
         )
-    return body[0], body[3:].decode("utf-8", "replace")
+    if length > _MAX_REASON:
+        raise MalformedMessage(f"ERROR frame reason has {length} bytes, at most {_MAX_REASON}")
+    # The reason ends up in log lines: control characters (newlines) are escaped so
+    # that a peer cannot forge log entries.
+    text = body[3:].decode("utf-8", "replace")
+    return body[0], "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)

@@ -219,7 +219,8 @@ class AttestationSession:
         alert = alert_for(error)
         self._log.warning("attestation failed (%s): %s", alert.name, error)
         if not self._done_sent:
-            self._outgoing += encode_frame(FrameType.ERROR, encode_error(alert, str(error)))
+            reason = _reason_for_peer(error)
+            self._outgoing += encode_frame(FrameType.ERROR, encode_error(alert, reason))
 
     def take_application_data(self) -> bytes:
         """Return application data that arrived after the peer's DONE, once complete."""
@@ -402,3 +403,15 @@ def _fingerprint(der: bytes) -> str:
     digest = hashes.Hash(hashes.SHA256())
     digest.update(der)
     return "sha256:" + digest.finalize().hex()
+
+
+def _reason_for_peer(error: BaseException) -> str:
+    """Return what the peer may learn about a failure: the failed check's name only.
+
+    The full message names expected values (reference values, pinned identities,
+    the policy id), which are the relying party's policy and stay in its own log.
+    """
+    check = getattr(error, "check", None)
+    if isinstance(check, str):
+        return f"check failed: {check}"
+    return f"attestation failed: {type(error).__name__}"
