@@ -118,7 +118,7 @@ def decode(data: bytes) -> CmwRecord | CmwCollection:
     if stripped[:1] in (b"[", b"{"):
         try:
             document = json.loads(data)
-        except (ValueError, UnicodeDecodeError) as exc:
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
             raise MalformedEvidence(_FORMAT, f"invalid JSON: {exc}") from None
         return _from_json_item(document, depth=0)
     return _from_cbor_item(decode_cbor_strict(data, _FORMAT), depth=0)

@@ -26,6 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
@@ -258,6 +259,14 @@ def _verify_scheme(key: PublicKeyTypes, scheme: int, signature: bytes, data: byt
     elif scheme in _RSA_PSS_SCHEMES:
         kind, algorithm = "rsa-pss", _RSA_PSS_SCHEMES[scheme]
     elif scheme in (ED25519, ED448):
+        expected_type = ed25519.Ed25519PublicKey if scheme == ED25519 else ed448.Ed448PublicKey
+        if not isinstance(key, expected_type):
+            raise VerificationError(
+                "authenticator.signature_scheme",
+                "CertificateVerify scheme does not match the certificate key",
+                expected=expected_type.__name__,
+                actual=type(key).__name__,
+            )
         kind, algorithm = "eddsa", None
     else:
         raise VerificationError(
@@ -334,7 +343,7 @@ def verify_authenticator(
     try:
         end_entity = x509.load_der_x509_certificate(certificate.entries[0].cert_data)
         public_key = end_entity.public_key()
-    except ValueError as exc:
+    except (ValueError, UnsupportedAlgorithm) as exc:
         raise MalformedMessage(f"end-entity certificate is not valid DER X.509: {exc}") from None
 
     offered_schemes = decode_signature_algorithms(
