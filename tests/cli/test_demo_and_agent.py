@@ -161,3 +161,22 @@ def test_attest_json_reports_rejection(tmp_path: Path) -> None:
     assert document["verdict"] == "rejected"
     assert document["failed_check"] == "measurements"
     assert "WARNING" not in result.stderr
+
+
+def test_idle_client_does_not_block_agent(tmp_path: Path) -> None:
+    process, port = start_agent(tmp_path)
+    idle = socket.create_connection(("127.0.0.1", port))  # never starts TLS
+    try:
+        result = attestnet(
+            "attest",
+            f"127.0.0.1:{port}",
+            "--policy",
+            str(tmp_path / "policy.toml"),
+            "--timeout",
+            "3",
+        )
+    finally:
+        idle.close()
+        stop(process)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "hello from the DPU agent" in result.stdout

@@ -7,6 +7,7 @@ import contextlib
 import json
 import logging
 import signal
+import socket
 import threading
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from attestnet.appraisal import AppraisalResult, Verifier, load_policy
 from attestnet.attesters.sim import SimAttester
 from attestnet.cli._lab import GREETING
 from attestnet.errors import AttestnetError, ConfigError, MalformedEvidence, VerificationError
-from attestnet.tls.blocking import connect, listen
+from attestnet.tls.blocking import AttestedServer, connect, listen
 from attestnet.tls.config import AttestedTLSConfig, Attester, Binding, Role
 from attestnet.tls.errors import AttestationProtocolError
 
@@ -199,6 +200,67 @@ def _tpm_attester(args: argparse.Namespace, stack: contextlib.ExitStack) -> Atte
     return attester
 
 
+# Handshakes run in worker threads, so one slow or idle client does not hold up the
+# others; beyond this many at once, new connections are closed and logged.
+MAX_CONCURRENT_HANDSHAKES = 32
+
+
+class _SerialAttester:
+    """Produce evidence one request at a time: a TPM context is not thread-safe."""
+
+    def __init__(self, attester: Attester) -> None:
+        self._attester = attester
+        self._lock = threading.Lock()
+
+    def evidence(self, binder: bytes) -> bytes:
+        with self._lock:
+            return self._attester.evidence(binder)
+
+
+def _peer_name(client: socket.socket) -> str:
+    try:
+        host, port = client.getpeername()[:2]
+    except OSError:
+        return "a disconnected peer"
+    return f"{host}:{port}"
+
+
+def _handle(server: AttestedServer, client: socket.socket, slots: threading.Semaphore) -> None:
+    peer = _peer_name(client)
+    try:
+        connection = server.establish(client)
+    except (AttestnetError, SSL.Error, OSError) as exc:
+        logger.warning("connection from %s failed: %s", peer, exc)
+        return
+    finally:
+        slots.release()
+    with connection:
+        logger.info("attested connection %s from %s", connection.connection_id, peer)
+        with contextlib.suppress(AttestnetError, SSL.Error, OSError):
+            connection.sendall(GREETING)
+
+
+def _serve(server: AttestedServer, stopping: threading.Event) -> None:
+    slots = threading.BoundedSemaphore(MAX_CONCURRENT_HANDSHAKES)
+    while not stopping.is_set():
+        try:
+            client = server.accept_socket(timeout=0.5)
+        except TimeoutError:
+            continue
+        except OSError as exc:
+            logger.warning("accept failed: %s", exc)
+            continue
+        if not slots.acquire(blocking=False):
+            logger.warning(
+                "closed a connection from %s: %d handshakes already running",
+                _peer_name(client),
+                MAX_CONCURRENT_HANDSHAKES,
+            )
+            client.close()
+            continue
+        threading.Thread(target=_handle, args=(server, client, slots), daemon=True).start()
+
+
 def run_agent(args: argparse.Namespace) -> int:
     args.state_dir.mkdir(parents=True, exist_ok=True)
     stopping = threading.Event()
@@ -206,7 +268,9 @@ def run_agent(args: argparse.Namespace) -> int:
     with contextlib.ExitStack() as stack:
         attester: Attester | None = None
         if args.binding is not Binding.NONE:
-            attester = _sim_attester(args) if args.attester == "sim" else _tpm_attester(args, stack)
+            attester = _SerialAttester(
+                _sim_attester(args) if args.attester == "sim" else _tpm_attester(args, stack)
+            )
         # The agent proves itself to the host; authenticating the host is left to the
         # application above, hence insecure_unauthenticated_peer.
         config = AttestedTLSConfig(
@@ -222,18 +286,7 @@ def run_agent(args: argparse.Namespace) -> int:
             raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
         print(f"agent listening on {host}:{server.address[1]} ({args.attester}, {args.binding})")
         logger.info("agent started on %s:%d", host, server.address[1])
-        while not stopping.is_set():
-            try:
-                connection = server.accept(timeout=0.5)
-            except TimeoutError:
-                continue
-            except (AttestnetError, SSL.Error, OSError) as exc:
-                logger.warning("connection failed: %s", exc)
-                continue
-            with connection:
-                logger.info("attested connection %s", connection.connection_id)
-                with contextlib.suppress(SSL.Error, OSError):
-                    connection.sendall(GREETING)
+        _serve(server, stopping)
     logger.info("agent stopped")
     print("agent stopped")
     return 0

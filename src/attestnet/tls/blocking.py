@@ -384,18 +384,35 @@ class AttestedServer:
         return str(host), int(port)
 
     def accept(self, timeout: float | None = None) -> AttestedConnection:
-        """Accept one client and attest it; raise (and close it) on any failure."""
+        """Accept one client and attest it; raise (and close it) on any failure.
+
+        The handshake runs in the calling thread, so a slow client delays the next
+        accept by up to `handshake_timeout`. A server with many clients calls
+        `accept_socket` in one thread and `establish` in a worker per client.
+        """
+        return self.establish(self.accept_socket(timeout))
+
+    def accept_socket(self, timeout: float | None = None) -> socket.socket:
+        """Accept one TCP connection without starting TLS on it."""
         self._sock.settimeout(timeout)
         client, _ = self._sock.accept()
         client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return client
+
+    def establish(self, client: socket.socket) -> AttestedConnection:
+        """Run TLS and the attestation on an accepted socket; close it on any failure."""
         connection_id = next_connection_id("server")
         info = AttestationInfo(self.config.binding)
         identity = self._identity
-        connection = SSL.Connection(self._context, client)
-        if identity is None:
-            identity = cert_binding_identity(self.config, info)
-            use_identity(connection, identity)
-        connection.set_accept_state()
+        try:
+            connection = SSL.Connection(self._context, client)
+            if identity is None:
+                identity = cert_binding_identity(self.config, info)
+                use_identity(connection, identity)
+            connection.set_accept_state()
+        except BaseException:
+            client.close()
+            raise
         return _establish(
             client,
             connection,
