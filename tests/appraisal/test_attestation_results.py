@@ -67,3 +67,18 @@ def test_result_from_untrusted_issuer_rejected() -> None:
     with pytest.raises(VerificationError) as failure:
         Verifier(policy).appraise(token, binder=None, at=NOW, format="ear")
     assert "signature" in failure.value.check
+
+
+def test_result_bound_to_binder() -> None:
+    binder = bytes(range(32))
+    submod = {
+        "ear.status": "affirming",
+        "ear.trustworthiness-vector": {"executables": 2},
+        "ear.appraisal-policy-id": "p",
+    }
+    token = EarIssuer(KEY).issue({"dpu": submod}, at=NOW, nonce=binder).encode()
+    result = ear_verifier().appraise(token, binder=binder, at=NOW, format="ear")
+    assert "3. binder: evidence nonce equals this connection's binder" in result.checks
+    with pytest.raises(VerificationError) as failure:
+        ear_verifier().appraise(token, binder=bytes(32), at=NOW, format="ear")
+    assert failure.value.check == "binder"

@@ -20,6 +20,7 @@ applies to attestation results, so it runs only when the evidence is an EAR.
 
 from __future__ import annotations
 
+import base64
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -328,6 +329,10 @@ def nonce_matches(format: str, expected: bytes, actual: bytes | None) -> bool:
         return False
     if actual == expected:
         return True
+    if format == "ear":
+        # JSON EATs carry eat_nonce as text; EarIssuer writes binary nonces as
+        # unpadded base64url, and the EAR verifier returns that text's bytes.
+        return actual == base64.urlsafe_b64encode(expected).rstrip(b"=")
     padding = len(actual) - len(expected)
     return (
         format in FIXED_SIZE_NONCE_FORMATS and padding > 0 and actual == expected + bytes(padding)
