@@ -204,3 +204,19 @@ def test_relying_party_not_ready_before_appraisal(
     assert client.take_application_data() == b""
     client.receive_data(outgoing[authenticator_end:], NOW)
     assert client.ready
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (b"\x04\x81\x05" + b"\x82\x01\x02\x03\x04", "shortest form"),
+        (b"\x04\x82\x00\x05" + b"\x82\x01\x02\x03\x04", "shortest form"),
+        (b"\x0c\x03\x82\x01\x02", "must carry a JSON CMW"),
+        (b"\x04\x02[]", "must be a UTF8String"),
+        (b"\x0c\x03[\xff]", "not valid UTF-8"),
+        (b"\x04\x06\x82\x01", "does not match"),
+    ],
+)
+def test_cmw_extension_rejects_non_der(value: bytes, message: str) -> None:
+    with pytest.raises(MalformedMessage, match=message):
+        decode_cmw_extension(value)

@@ -83,11 +83,25 @@ def decode_cmw_extension(value: bytes) -> bytes:
             raise MalformedMessage("id-pe-cmw: invalid DER length")
         length = int.from_bytes(value[2 : 2 + size], "big")
         offset += size
+        # DER uses the shortest length form: long form only from 128, no leading zeros.
+        if length < 0x80 or value[2] == 0:
+            raise MalformedMessage("id-pe-cmw: DER length is not in its shortest form")
     if offset + length != len(value):
         raise MalformedMessage(
             f"id-pe-cmw: DER length {length} does not match {len(value) - offset} content bytes"
         )
-    return value[offset:]
+    content = value[offset:]
+    is_json = content[:1] in (b"[", b"{")
+    if value[0] == _UTF8_STRING:
+        if not is_json:
+            raise MalformedMessage("id-pe-cmw: a UTF8String must carry a JSON CMW")
+        try:
+            content.decode("utf-8")
+        except UnicodeDecodeError:
+            raise MalformedMessage("id-pe-cmw: UTF8String is not valid UTF-8") from None
+    elif is_json:
+        raise MalformedMessage("id-pe-cmw: a JSON CMW must be a UTF8String, not an OCTET STRING")
+    return content
 
 
 def generate_identity(
