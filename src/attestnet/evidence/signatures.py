@@ -32,7 +32,9 @@ __all__ = [
     "verify_signature",
 ]
 
-Scheme = Literal["ecdsa-der", "ecdsa-raw", "rsa-pkcs1", "rsa-pss", "eddsa", "hmac"]
+Scheme = Literal[
+    "ecdsa-der", "ecdsa-raw", "rsa-pkcs1", "rsa-pss", "rsa-pss-digest-salt", "eddsa", "hmac"
+]
 
 
 @dataclass(frozen=True)
@@ -94,9 +96,10 @@ def _verify(check: SignatureCheck) -> None:
     elif scheme == "rsa-pkcs1":
         assert isinstance(key, rsa.RSAPublicKey) and hash_algorithm is not None
         key.verify(signature, data, padding.PKCS1v15(), hash_algorithm)
-    elif scheme == "rsa-pss":
+    elif scheme in ("rsa-pss", "rsa-pss-digest-salt"):
         assert isinstance(key, rsa.RSAPublicKey) and hash_algorithm is not None
-        pss = padding.PSS(mgf=padding.MGF1(hash_algorithm), salt_length=padding.PSS.AUTO)
+        salt = padding.PSS.AUTO if scheme == "rsa-pss" else hash_algorithm.digest_size
+        pss = padding.PSS(mgf=padding.MGF1(hash_algorithm), salt_length=salt)
         key.verify(signature, data, pss, hash_algorithm)
     elif scheme == "eddsa":
         assert isinstance(key, ed25519.Ed25519PublicKey | ed448.Ed448PublicKey)
@@ -111,6 +114,7 @@ _KEY_TYPES: dict[str, tuple[type, ...]] = {
     "ecdsa-raw": (ec.EllipticCurvePublicKey,),
     "rsa-pkcs1": (rsa.RSAPublicKey,),
     "rsa-pss": (rsa.RSAPublicKey,),
+    "rsa-pss-digest-salt": (rsa.RSAPublicKey,),
     "eddsa": (ed25519.Ed25519PublicKey, ed448.Ed448PublicKey),
 }
 
@@ -128,7 +132,8 @@ def verify_signature(
     """Verify one signature or MAC; raise SignatureError naming `check` and `what`.
 
     `ecdsa-raw` takes r||s as COSE, TPM, SEV-SNP and DCAP encode it; `rsa-pss`
-    accepts any salt length, as RFC 8017 verification allows.
+    accepts any salt length, as RFC 8017 verification allows, and
+    `rsa-pss-digest-salt` only a salt as long as the digest, as TLS 1.3 requires.
     """
     if not isinstance(key, _KEY_TYPES[scheme]):
         raise SignatureError(

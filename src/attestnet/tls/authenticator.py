@@ -257,7 +257,7 @@ def _verify_scheme(key: PublicKeyTypes, scheme: int, signature: bytes, data: byt
             )
         kind = "ecdsa-der"
     elif scheme in _RSA_PSS_SCHEMES:
-        kind, algorithm = "rsa-pss", _RSA_PSS_SCHEMES[scheme]
+        kind, algorithm = "rsa-pss-digest-salt", _RSA_PSS_SCHEMES[scheme]
     elif scheme in (ED25519, ED448):
         expected_type = ed25519.Ed25519PublicKey if scheme == ED25519 else ed448.Ed448PublicKey
         if not isinstance(key, expected_type):
