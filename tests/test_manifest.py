@@ -60,6 +60,14 @@ EVIDENCE: dict[str, list[tuple[list[str], str, str | None]]] = {
         ),
         (["--anchor", "nitro/aws_nitro_root_g1.pem"], "contraindicated", "certificate validity"),
     ],
+    "ratls/evervault_nitro_atls_cert_nondebug.der": [
+        (
+            ["--anchor", "nitro/aws_nitro_root_g1.pem", "--at", "2023-01-18T13:07:19Z"],
+            "affirming",
+            None,
+        ),
+        (["--anchor", "nitro/aws_nitro_root_g1.pem"], "contraindicated", "certificate validity"),
+    ],
     "nvidia/nvtrust_hopperAttestationReport.hex.txt": [
         (
             [
@@ -171,7 +179,6 @@ SUPPORTING = {
     "psa/rfc9783_tfm-hs-iak.bin",
     "psa/tfm_iak_public.pem",
     "psa/tfmtools_key.pem",
-    "ratls/evervault_nitro_atls_cert_nondebug.der",
     "sev-snp/amd_ask_ark_milan.pem",
     "sev-snp/gsg_vcek.der",
     "tdx/dq_tdx_quote_outdated_v5_collateral.json",
@@ -197,6 +204,7 @@ def test_every_manifest_file_has_a_case(corpus: Path) -> None:
     listed = manifest_files(corpus)
     assert listed - set(EVIDENCE) - SUPPORTING == set()
     assert (set(EVIDENCE) | SUPPORTING) - listed == set()
+    assert set(EVIDENCE) & SUPPORTING == set()
 
 
 @pytest.mark.parametrize(("name", "args", "verdict", "check"), CASES)

@@ -23,6 +23,7 @@ EXPECTED = {
     "psa/rfc9783_psa-sign1.cbor": "psa",
     "psa/tfm_psa-2_0_0_sign1.cbor": "psa",
     "psa/veraison_e2e_psa-evidence.cbor": "psa",
+    "ratls/evervault_nitro_atls_cert_nondebug.der": "nitro-ratls",
     "sev-snp/gsg_attestation.bin": "sev-snp",
     "tdx/dq_tdx_quote_outdated_v5.dat": "dcap",
     "tdx/dq_tdx_quote_v4.dat": "dcap",

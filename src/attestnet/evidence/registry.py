@@ -58,6 +58,7 @@ FORMATS: dict[str, _Entry] = {
     # The media type Veraison's verifier API uses for PSA tokens.
     "psa": _Entry("attestnet.evidence.psa", ("application/psa-attestation-token",)),
     "nitro": _Entry("attestnet.evidence.nitro", ()),
+    "nitro-ratls": _Entry("attestnet.evidence.nitro_ratls", ()),
     "corim": _Entry("attestnet.evidence.corim", ("application/rim+cbor",)),
     "ear": _Entry(
         "attestnet.evidence.ear",
