@@ -1,6 +1,6 @@
 """Every file of the evidence corpus gives the outcome its MANIFEST.tsv line states.
 
-The table below says, for each evidence file, how `attestnet verify` is invoked and
+The table below gives, for each evidence file, how `attestnet verify` is invoked and
 which verdict and failed check the manifest expects. Supporting files (keys,
 anchors, certificates, collateral) are listed apart; a corpus file in neither list
 fails the test, so a new sample cannot be added without its expected outcome.

@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 import attestnet
 from attestnet.appraisal.corim_match import status_of
-from attestnet.evidence.ear import TRUST_CLAIMS
+from attestnet.evidence.ear import EAR_PROFILES, TRUST_CLAIMS
 
 __all__ = [
     "EAR_PROFILE",
@@ -32,7 +32,7 @@ __all__ = [
     "status_for",
 ]
 
-EAR_PROFILE = "tag:github.com,2023:veraison/ear"
+EAR_PROFILE = EAR_PROFILES[0]
 _ALGORITHMS = {"secp256r1": "ES256", "secp384r1": "ES384", "secp521r1": "ES512"}
 
 

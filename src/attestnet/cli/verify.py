@@ -152,7 +152,7 @@ def run_collateral_list(args: argparse.Namespace) -> int:
 def _build_verifier(args: argparse.Namespace, format: str) -> Verifier:
     if args.policy is not None:
         return Verifier(load_policy(args.policy))
-    # Without a policy the report says "NOT APPRAISED" for the measurements itself,
+    # Without a policy the report prints "NOT APPRAISED" for the measurements itself,
     # so the verifier's per-use warning about the signatures-only policy is muted.
     logging.getLogger("attestnet.appraisal.verifier").setLevel(logging.ERROR)
     if not args.anchor and args.hmac_key is None:

@@ -1,7 +1,7 @@
 """Arm CCA attestation tokens: a platform token and a realm token bound together.
 
 The collection is CBOR tag 907 (CMW collection, each entry `[content-format,
-bstr]`) or the legacy tag 399 (each entry a bare bstr); key 44234 holds the platform
+bstr]`) or the legacy tag 399 (each entry a bare bstr); key 44234 contains the platform
 COSE_Sign1, signed by the CCA Platform Attestation Key (CPAK, a trust anchor), and
 key 44241 the realm COSE_Sign1, signed by the Realm Attestation Key (RAK) carried in
 realm claim 44237. The RAK is bound to the platform: the platform challenge equals
@@ -280,7 +280,7 @@ def verify(
 ) -> VerifiedEvidence:
     """Verify both signatures of a CCA token and the RAK binding.
 
-    `anchors` holds the CPAK. `collateral` is unused: a CCA token carries no
+    `anchors` contains the CPAK. `collateral` is unused: a CCA token carries no
     certificates.
     """
     token = parse(data)

@@ -113,8 +113,8 @@ def sign_eat(claims: dict[int | str, Any], key: COSEKeyInterface) -> bytes:
     return bytes(_SIGNER.encode_and_sign(cbor2.dumps(claims), key))
 
 
-def decode_unverified(token: bytes) -> dict[int | str, Any]:
-    """Return the claims of a COSE_Sign1 EAT without verifying it (for format detection)."""
+def _parse(token: bytes) -> tuple[dict[int | str, Any], bytes]:
+    """Return the claims and the payload bytes of a COSE_Sign1 EAT, unverified."""
     item = decode_cbor_strict(token, _FORMAT)
     if isinstance(item, cbor2.CBORTag) and item.tag in (18, 61):
         item = item.value
@@ -127,7 +127,12 @@ def decode_unverified(token: bytes) -> dict[int | str, Any]:
     claims = decode_cbor_strict(item[2], _FORMAT)
     if not isinstance(claims, dict):
         raise MalformedEvidence(_FORMAT, "payload is not a claims map")
-    return claims
+    return claims, item[2]
+
+
+def decode_unverified(token: bytes) -> dict[int | str, Any]:
+    """Return the claims of a COSE_Sign1 EAT without verifying it (for format detection)."""
+    return _parse(token)[0]
 
 
 def verify_eat(token: bytes, key: COSEKeyInterface, at: datetime) -> EatToken:
@@ -137,12 +142,13 @@ def verify_eat(token: bytes, key: COSEKeyInterface, at: datetime) -> EatToken:
     SignatureError when the signature does not verify with `key`, and
     VerificationError when `at` lies outside the token's exp/nbf window.
     """
-    claims = decode_unverified(token)
+    claims, parsed_payload = _parse(token)
     try:
         payload = _VERIFIER.decode(token, key)
     except (CWTError, ValueError) as exc:
         raise SignatureError("signature", f"EAT signature does not verify: {exc}") from None
-    if decode_cbor_strict(payload, _FORMAT) != claims:
+    # The claims come from our own strict parse, so they must be the bytes cwt verified.
+    if payload != parsed_payload:
         raise SignatureError("signature", "verified payload differs from the parsed payload")
 
     timestamp = at.astimezone(UTC).timestamp()

@@ -8,7 +8,6 @@ pinned identities are checked by `attestnet.appraisal`.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -92,6 +91,3 @@ class VerifiedEvidence:
 
     def passed(self, name: str, detail: str) -> None:
         self.checks.append(Check(name, detail))
-
-    def passed_all(self, checks: Iterable[Check]) -> None:
-        self.checks.extend(checks)

@@ -26,13 +26,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import cbor2
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from attestnet.errors import MalformedEvidence, SignatureError, VerificationError
 from attestnet.evidence.cbor import decode_strict
+from attestnet.evidence.cose import CoseMessage, parse_cose
 from attestnet.evidence.model import Collateral, TrustAnchors, VerifiedEvidence
 from attestnet.evidence.signatures import verify_signature
 from attestnet.evidence.x509chain import (
@@ -61,8 +61,6 @@ logger = logging.getLogger(__name__)
 
 FORMAT = "nitro"
 
-_COSE_SIGN1_TAG = 18
-_COSE_HEADER_ALG = 1
 _COSE_HEADER_CRIT = 2
 _COSE_ALG_ES384 = -35
 _ES384_SIGNATURE_SIZE = 96
@@ -108,16 +106,32 @@ class AttestationDocument:
 class SignedDocument:
     """The COSE_Sign1 around an attestation document, with its decoded payload."""
 
-    protected: bytes
-    unprotected: dict[Any, Any]
-    payload: bytes
-    signature: bytes
-    algorithm: int
+    message: CoseMessage
     document: AttestationDocument
+
+    @property
+    def protected(self) -> bytes:
+        return self.message.protected_bytes
+
+    @property
+    def unprotected(self) -> dict[Any, Any]:
+        return dict(self.message.unprotected)
+
+    @property
+    def payload(self) -> bytes:
+        return self.message.payload
+
+    @property
+    def signature(self) -> bytes:
+        return self.message.signature
+
+    @property
+    def algorithm(self) -> int:
+        return self.message.algorithm.id
 
     def to_be_signed(self) -> bytes:
         """Return the COSE Sig_structure: ["Signature1", protected, external_aad, payload]."""
-        return bytes(cbor2.dumps(["Signature1", self.protected, b"", self.payload]))
+        return self.message.to_be_signed()
 
 
 def _malformed(detail: str) -> MalformedEvidence:
@@ -226,40 +240,17 @@ def _parse_payload(payload_bytes: bytes) -> AttestationDocument:
 
 def parse(data: bytes) -> SignedDocument:
     """Parse a document (raw CBOR or base64); raise MalformedEvidence if it is not one."""
-    item = _cbor_decode(_decode_input(data), "COSE_Sign1")
-    if isinstance(item, cbor2.CBORTag):
-        if item.tag != _COSE_SIGN1_TAG:
-            raise _malformed(f"CBOR tag {item.tag} is not COSE_Sign1 ({_COSE_SIGN1_TAG})")
-        item = item.value
-    if not isinstance(item, list) or len(item) != 4:
-        raise _malformed("COSE_Sign1 must be an array of 4 elements")
-    protected, unprotected, payload, signature = item
-    if not isinstance(protected, bytes) or not isinstance(unprotected, dict):
-        raise _malformed("COSE_Sign1 headers must be a byte string and a map")
-    if not isinstance(payload, bytes):
-        raise _malformed("COSE_Sign1 payload must be an embedded byte string")
-    if not isinstance(signature, bytes):
-        raise _malformed("COSE_Sign1 signature must be a byte string")
-
-    headers = _cbor_decode(protected, "protected header") if protected else {}
-    if not isinstance(headers, dict):
-        raise _malformed("protected header must be a CBOR map")
-    if _COSE_HEADER_CRIT in headers:
-        raise _malformed(
-            f"protected header lists critical parameters {headers[_COSE_HEADER_CRIT]!r}"
-        )
-    algorithm = headers.get(_COSE_HEADER_ALG)
-    if type(algorithm) is not int:
-        raise _malformed(f"protected header has no integer alg, got {algorithm!r}")
-
-    return SignedDocument(
-        protected=protected,
-        unprotected=unprotected,
-        payload=payload,
-        signature=signature,
-        algorithm=algorithm,
-        document=_parse_payload(payload),
+    message = parse_cose(
+        _cbor_decode(_decode_input(data), "COSE_Sign1"),
+        FORMAT,
+        kinds=("Sign1",),
+        what="COSE_Sign1",
     )
+    if _COSE_HEADER_CRIT in message.protected:
+        raise _malformed(
+            f"protected header lists critical parameters {message.protected[_COSE_HEADER_CRIT]!r}"
+        )
+    return SignedDocument(message=message, document=_parse_payload(message.payload))
 
 
 def looks_like(data: bytes) -> bool:

@@ -209,7 +209,7 @@ def parse(data: bytes) -> PsaToken:
 
 
 def looks_like(data: bytes) -> bool:
-    """Return True for a COSE_Sign1/Mac0 whose payload holds PSA claim keys."""
+    """Return True for a COSE_Sign1/Mac0 whose payload contains PSA claim keys."""
     if len(data) < 8 or data[0] not in (0xC0 | TAG_COSE_SIGN1, 0xC0 | TAG_COSE_MAC0, 0x84):
         return False
     try:

@@ -1,6 +1,6 @@
 """NVIDIA GPU attestation reports: SPDM 1.1 GET_MEASUREMENTS request || MEASUREMENTS response.
 
-An NVIDIA Hopper GPU answers a signed GET_MEASUREMENTS request with a MEASUREMENTS
+An NVIDIA Hopper GPU responds to a signed GET_MEASUREMENTS request with a MEASUREMENTS
 response (DMTF DSP0274 1.1). The attestation report is the request followed by the
 response, and the response ends with an ECDSA signature (r||s, 96 bytes for P-384)
 with SHA-384 over everything before it. The signing key is the leaf of the GPU's

@@ -101,7 +101,7 @@ def tolerated_certificate_warnings() -> Iterator[None]:
         yield
 
 
-# A Name as a comparable value: equal exactly when cryptography's Name.__eq__ says so
+# A Name as a comparable value: equal exactly when cryptography's Name.__eq__ returns True
 # (each RDN a set of (OID, value) pairs, string types ignored), but built only once.
 _NameKey = tuple[frozenset[tuple[x509.ObjectIdentifier, object]], ...]
 
@@ -112,7 +112,7 @@ def _name_key(name: x509.Name) -> _NameKey:
 
 @dataclass(frozen=True)
 class _CertificateFields:
-    """What path validation reads from a certificate on every verification."""
+    """The certificate fields that path validation reads on every verification."""
 
     serial_number: int
     signed: bytes  # tbsCertificate, which cryptography encodes again on every read

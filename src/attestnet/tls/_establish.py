@@ -35,7 +35,7 @@ def next_connection_id(prefix: str) -> str:
 
 @dataclass
 class AttestationInfo:
-    """What the attestation of one connection established about the peer."""
+    """The facts that the attestation of one connection established about the peer."""
 
     binding: Binding
     peer_result: Any = None

@@ -250,8 +250,8 @@ def _run_session(
 ) -> bytes:
     session.start()
     # A TLS client sends its HELLO and request right behind its Finished, so the
-    # server usually has them already: answering them in the same write as its own
-    # HELLO saves the peer a wake-up. A client skips the read: the server answers
+    # server usually has them already: sending the responses in the same write as its own
+    # HELLO saves the peer a wake-up. A client skips the read: the server responds
     # only after the client's Finished, and the loop below reads whatever comes.
     data = _receive_if_available(connection) if is_server else b""
     while True:

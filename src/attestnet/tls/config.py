@@ -64,7 +64,7 @@ class Appraiser(Protocol[ResultT_co]):
 
 
 class Binding(StrEnum):
-    """How evidence is bound to the TLS connection."""
+    """The way evidence is bound to the TLS connection."""
 
     EXPAT = "expat"
     """RFC 9261 exported authenticator with cmw_attestation, after the handshake."""
@@ -75,7 +75,7 @@ class Binding(StrEnum):
 
 
 class Role(StrEnum):
-    """Which direction of attestation this side takes part in."""
+    """The part this side takes in attestation: attester, relying party or both."""
 
     ATTESTER = "attester"
     RELYING_PARTY = "relying_party"

@@ -108,7 +108,7 @@ class FrameBuffer:
 
 @dataclass(frozen=True)
 class Hello:
-    """The first frame of each side: what it asks of the peer and what it offers."""
+    """The first frame of each side: what it requests of the peer and what it offers."""
 
     version: int
     requests_attestation: bool

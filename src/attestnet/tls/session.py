@@ -6,7 +6,7 @@ the request is sent when this side appraises the peer, the authenticator when th
 peer requested one. A side sends DONE once it has appraised the peer (if it asked)
 and sent its authenticator (if asked).
 
-`ready` says when the adapter may return the connection, so that the application
+`ready` is set once the adapter may return the connection, so that the application
 can send: a side that appraises its peer waits until it has sent DONE and read the
 peer's DONE; a side that only attests needs nothing more from the peer and is ready
 once it has sent DONE, which saves the round trip of the peer's DONE. Application
